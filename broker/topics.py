@@ -1,0 +1,113 @@
+"""Topic names under ``gm/v1/{community}/``, built and parsed in one place.
+
+    gm/v1/{c}/dev/{device}/{kind}   kind: status telemetry order report result award settlement
+    gm/v1/{c}/market/clearing       public clearing results
+    gm/v1/{c}/ledger/block          block headers
+    gm/v1/{c}/clock/tick            virtual clock ticks
+    gm/v1/{c}/clock/ack/{name}      acknowledgements of ticks
+
+A device's own topics end in its id, so a broker ACL can grant ``dev/{id}/order`` to
+that device alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PREFIX = "gm/v1"
+NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+DEVICE_KINDS = ("status", "telemetry", "order", "report", "result", "award", "settlement")
+# Which message type each topic carries: the monitor decodes by topic.
+TYPE_OF_KIND = {
+    "status": "status", "telemetry": "telemetry", "order": "order", "report": "report",
+    "result": "result", "award": "award", "settlement": "settlement",
+    "clearing": "clearing", "block": "block", "tick": "tick", "ack": "ack",
+}
+
+
+class TopicError(ValueError):
+    pass
+
+
+def _name(value: str, what: str) -> str:
+    if not NAME.fullmatch(value):
+        raise TopicError(f"{what} {value!r} must match {NAME.pattern}")
+    return value
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic builders for one community."""
+
+    community: str
+
+    def __post_init__(self) -> None:
+        _name(self.community, "community")
+
+    @property
+    def root(self) -> str:
+        return f"{PREFIX}/{self.community}"
+
+    def device(self, device: str, kind: str) -> str:
+        if kind not in DEVICE_KINDS:
+            raise TopicError(f"unknown device topic kind {kind!r}")
+        return f"{self.root}/dev/{_name(device, 'device')}/{kind}"
+
+    def all_devices(self, kind: str) -> str:
+        """Filter for ``kind`` from every device, e.g. all orders."""
+        if kind not in DEVICE_KINDS:
+            raise TopicError(f"unknown device topic kind {kind!r}")
+        return f"{self.root}/dev/+/{kind}"
+
+    @property
+    def clearing(self) -> str:
+        return f"{self.root}/market/clearing"
+
+    @property
+    def block(self) -> str:
+        return f"{self.root}/ledger/block"
+
+    @property
+    def tick(self) -> str:
+        return f"{self.root}/clock/tick"
+
+    def ack(self, participant: str) -> str:
+        return f"{self.root}/clock/ack/{_name(participant, 'participant')}"
+
+    @property
+    def all_acks(self) -> str:
+        return f"{self.root}/clock/ack/+"
+
+    @property
+    def everything(self) -> str:
+        return f"{self.root}/#"
+
+
+@dataclass(frozen=True)
+class ParsedTopic:
+    community: str
+    kind: str  # one of TYPE_OF_KIND's keys
+    name: str | None  # the device or participant, where the topic names one
+
+
+def parse_topic(topic: str) -> ParsedTopic:
+    """Split a gridmesh topic into community, kind and device; TopicError if it is not one."""
+    parts = topic.split("/")
+    if len(parts) < 4 or f"{parts[0]}/{parts[1]}" != PREFIX:
+        raise TopicError(f"not a {PREFIX} topic: {topic!r}")
+    community = parts[2]
+    if not NAME.fullmatch(community):
+        raise TopicError(f"bad community in {topic!r}")
+    rest = parts[3:]
+    if rest[0] == "dev" and len(rest) == 3 and NAME.fullmatch(rest[1]) and rest[2] in DEVICE_KINDS:
+        return ParsedTopic(community, rest[2], rest[1])
+    if rest == ["market", "clearing"]:
+        return ParsedTopic(community, "clearing", None)
+    if rest == ["ledger", "block"]:
+        return ParsedTopic(community, "block", None)
+    if rest == ["clock", "tick"]:
+        return ParsedTopic(community, "tick", None)
+    if len(rest) == 3 and rest[:2] == ["clock", "ack"] and NAME.fullmatch(rest[2]):
+        return ParsedTopic(community, "ack", rest[2])
+    raise TopicError(f"unknown topic {topic!r}")

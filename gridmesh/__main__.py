@@ -1,0 +1,5 @@
+import sys
+
+from gridmesh.cli import main
+
+sys.exit(main())

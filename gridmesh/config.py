@@ -1,0 +1,84 @@
+"""Strict YAML configuration: ``safe_load`` into frozen dataclasses that check themselves.
+
+An unknown key, a missing key or a bad value is a :class:`ConfigError` naming the file
+and the key path, e.g. ``testbed.yaml: community.tariff.import_u_per_kwh: must be >= 0``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from broker.schema import SchemaError, from_dict
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the file and the key path."""
+
+    def __init__(self, source: str, path: str, problem: str) -> None:
+        where = f"{source}: {path}" if path else source
+        super().__init__(f"{where}: {problem}")
+        self.source = source
+        self.path = path
+        self.problem = problem
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate keys instead of keeping the last one."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping from ``path``; ConfigError if unreadable or not a mapping."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, "", f"not valid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, "", f"must be a mapping at the top, got {type(data).__name__}")
+    return data
+
+
+def build(cls: type[T], data: dict[str, Any], source: str) -> T:
+    """Build the dataclass ``cls`` from ``data``; ConfigError names source and key path."""
+    try:
+        return from_dict(cls, data)
+    except SchemaError as exc:
+        raise ConfigError(source, exc.path, exc.problem) from None
+
+
+def load(cls: type[T], path: Path) -> T:
+    return build(cls, read_yaml(path), str(path))
