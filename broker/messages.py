@@ -287,6 +287,6 @@ def message_from_dict(obj: dict[str, Any], expected: type[Message] | None = None
     if expected is not None and cls is not expected:
         raise PayloadError(f"type: expected {expected.TYPE!r} here, got {kind!r}")
     try:
-        return from_dict(cls, obj, kind, skip=("schema", "type"))
+        return from_dict(cls, obj, cls.TYPE, skip=("schema", "type"))
     except SchemaError as exc:
         raise PayloadError(str(exc)) from None

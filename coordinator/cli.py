@@ -1,10 +1,61 @@
-"""Command-line verbs of this package."""
+"""``gridmesh coordinator``: run a community's market on a broker."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+from pathlib import Path
 from typing import Any
+
+from broker.bus import Endpoint
+from coordinator.bus_loop import CoordinatorLoop
+from coordinator.config import load_coordinator_config
+from coordinator.service import Coordinator
+from coordinator.store import CoordinatorStore, StoreError
+from gridmesh.cli import UsageError
+from ledger.store import LedgerStore
+from ledger.writer import LedgerWriter
+
+EXAMPLE = """example:
+  gridmesh coordinator --config runs/day1/config/coordinator.yaml
+"""
 
 
 def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add this package's verbs to the ``gridmesh`` command."""
+    parser = sub.add_parser(
+        "coordinator", help="run the market: clear, settle and seal blocks",
+        description="Run a community's coordinator: validate orders and meter reports, clear "
+        "each slot at gate closure, settle, and record everything in the ledger.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, required=True, help="coordinator YAML file")
+    parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    parser.set_defaults(handler=run)
+
+
+def build_coordinator(config_path: Path) -> tuple[Coordinator, str, Endpoint]:
+    config = load_coordinator_config(config_path)
+    try:
+        endpoint = Endpoint.parse(config.section.broker)
+    except ValueError as exc:
+        raise UsageError(f"{config_path}: coordinator.broker: {exc}") from None
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        store = CoordinatorStore(config.data_dir / "coordinator.db")
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    ledger = LedgerWriter(LedgerStore(config.data_dir / "ledger.db"), config.identity,
+                          config.community.ledger.difficulty_bits)
+    coordinator = Coordinator(config.community, config.identity, store, ledger)
+    return coordinator, config.section.clock, endpoint
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    coordinator, clock, endpoint = build_coordinator(args.config)
+    loop = CoordinatorLoop(coordinator, endpoint, clock)
+    asyncio.run(loop.run())
+    counts = ", ".join(f"{k}={v}" for k, v in sorted(coordinator.counts.items()))
+    print(f"coordinator finished: {counts}")
+    return 0

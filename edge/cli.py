@@ -1,10 +1,64 @@
-"""Command-line verbs of this package."""
+"""``gridmesh agent``: run one edge agent (on a device) or several (in a testbed)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+from collections import Counter
+from pathlib import Path
 from typing import Any
+
+from broker.bus import Endpoint
+from edge.agent import Agent
+from edge.agent_core import AgentCore
+from edge.config import load_agent_config
+from edge.drivers import ModbusHousehold
+from edge.forecast import SeasonalNaive
+from gridmesh.cli import UsageError
+
+EXAMPLE = """examples:
+  gridmesh agent --config /etc/gridmesh/agent.yaml
+  gridmesh agent --config runs/day1/config/agents/h001.yaml runs/day1/config/agents/h002.yaml
+"""
 
 
 def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add this package's verbs to the ``gridmesh`` command."""
+    parser = sub.add_parser(
+        "agent", help="run edge agents: read devices, forecast, trade",
+        description="Run one edge agent per configuration file, all in this process.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, nargs="+", required=True,
+                        help="agent YAML file(s)")
+    parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    parser.set_defaults(handler=run)
+
+
+def build_agent(path: Path) -> Agent:
+    config = load_agent_config(path)
+    section = config.section
+    try:
+        endpoint = Endpoint.parse(section.broker)
+    except ValueError as exc:
+        raise UsageError(f"{path}: agent.broker: {exc}") from None
+    core = AgentCore(section.device, config.community, config.identity, SeasonalNaive(),
+                     last_order_slot=section.last_order_slot)
+    devices = ModbusHousehold(section.modbus, name=section.device)
+    return Agent(core, devices, endpoint, section.clock)
+
+
+async def run_agents(agents: list[Agent]) -> None:
+    await asyncio.gather(*(agent.run() for agent in agents))
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    agents = [build_agent(path) for path in args.config]
+    asyncio.run(run_agents(agents))
+    total: Counter[str] = Counter()
+    for agent in agents:
+        total.update(agent.core.counts)
+    print(f"{len(agents)} agent(s) finished: " +
+          ", ".join(f"{k}={v}" for k, v in sorted(total.items())))
+    return 0

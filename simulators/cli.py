@@ -1,10 +1,84 @@
-"""Command-line verbs of this package."""
+"""``gridmesh testbed``: run a whole community on this machine."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+from pathlib import Path
 from typing import Any
+
+from broker.launcher import BrokerError
+from gridmesh.cli import UsageError
+from simulators.results import build_tables, summarize, write_results, write_summary
+from simulators.testbed import RUN_MARKER, TestbedError, run_testbed
+from simulators.testbed_config import load_testbed_config
+
+EXAMPLE = """examples:
+  gridmesh testbed                                  # 20 households, one day, virtual clock
+  gridmesh testbed --households 5 --slots 8 --out runs/small
+  gridmesh testbed --config community.yaml --seed 7
+  gridmesh testbed --clock realtime --speed 60      # one virtual minute per wall second
+"""
 
 
 def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add this package's verbs to the ``gridmesh`` command."""
+    parser = sub.add_parser(
+        "testbed", help="run a whole community on this machine",
+        description="Start a broker, simulated households on Modbus TCP, edge agents and a "
+        "coordinator, run the market for a number of slots and write the results.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, help="testbed YAML file (community and testbed)")
+    parser.add_argument("--households", type=int, help="number of households (default 20)")
+    parser.add_argument("--slots", type=int, help="market slots to run (default 96: one day)")
+    parser.add_argument("--seed", type=int, help="seed for households and keys (default 1)")
+    parser.add_argument("--start", help="first day, YYYY-MM-DD (default 2016-06-06)")
+    parser.add_argument("--clock", choices=("virtual", "realtime"), help="default virtual")
+    parser.add_argument("--speed", type=int, help="virtual seconds per wall second (realtime)")
+    parser.add_argument("--broker", choices=("auto", "mosquitto", "embedded"),
+                        help="which MQTT broker to start (default auto: mosquitto if installed)")
+    parser.add_argument("--out", type=Path, help="output folder (default runs/<shape>-seed<N>)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = {name: getattr(args, name) for name in
+                 ("households", "slots", "seed", "start", "clock", "speed", "broker")}
+    config = load_testbed_config(args.config, overrides)
+    tb = config.testbed
+    out: Path = args.out or Path("runs") / f"{tb.households}h-{tb.slots}s-seed{tb.seed}"
+    if not args.json:
+        print(f"gridmesh testbed: {tb.households} households, {tb.slots} slots, seed {tb.seed}, "
+              f"{tb.clock} clock -> {out}", flush=True)
+    try:
+        artifacts = asyncio.run(run_testbed(config, out))
+    except (TestbedError, BrokerError) as exc:
+        raise UsageError(str(exc)) from None
+
+    from ledger.store import LedgerStore
+    from ledger.verify import verify_chain
+
+    ledger = LedgerStore.open_readonly(out / "ledger.db")
+    try:
+        audit = verify_chain(ledger.blocks())
+    finally:
+        ledger.close()
+    tables = build_tables(artifacts.records, artifacts.households, artifacts.community,
+                          out / "coordinator.db", artifacts.first_slot, tb.slots)
+    write_results(out, tables)
+    summary = summarize(
+        tables, tb.households, tb.slots,
+        ledger_height=getattr(audit, "head_height", -1), head_hash=getattr(audit, "head_hash", ""),
+        broker=artifacts.broker_kind, wall_s=artifacts.wall_s,
+    )
+    write_summary(out, summary)
+    (out / RUN_MARKER).write_text(json.dumps({"status": "finished", "seed": tb.seed}) + "\n")
+    if args.json:
+        print(json.dumps(summary.__dict__))
+    else:
+        print("\n".join(summary.lines()))
+        print(f"ledger audit      {'passed' if not hasattr(audit, 'reason') else 'FAILED: ' + str(audit)}")
+        print(f"results           {out}/results.db, {out}/*.csv, {out}/ledger.db")
+    return 0 if not hasattr(audit, "reason") else 1

@@ -1,0 +1,94 @@
+"""An asyncio connection to the bus: publish gridmesh messages, receive raw ones.
+
+A thin shell over aiomqtt (itself over paho-mqtt). It owns no policy: reconnecting,
+island mode and outboxes belong to the agent and the coordinator, which catch
+:class:`BusError` around a connection's lifetime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import aiomqtt
+
+from broker.messages import Message, encode
+
+BusError = aiomqtt.MqttError
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a broker listens; parsed from ``HOST:PORT``."""
+
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Endpoint:
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(f"broker address must be HOST:PORT, got {text!r}")
+        return cls(host, int(port_text))
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    payload: bytes
+
+
+class BusConnection:
+    """One open MQTT session."""
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self._client = client
+
+    async def subscribe(self, filters: Sequence[str], qos: int = 1) -> None:
+        if filters:
+            await self._client.subscribe([(f, qos) for f in filters])
+
+    async def publish(
+        self, topic: str, msg: Message | bytes, qos: int = 1, retain: bool = False
+    ) -> None:
+        payload = msg if isinstance(msg, bytes) else encode(msg)
+        await self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    async def messages(self) -> AsyncIterator[Received]:
+        async for message in self._client.messages:
+            payload = message.payload
+            data = payload if isinstance(payload, bytes) else str(payload).encode()
+            yield Received(str(message.topic), data)
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    endpoint: Endpoint,
+    client_id: str,
+    *,
+    persistent: bool = True,
+    will: tuple[str, Message] | None = None,
+    keepalive_s: int = 30,
+    timeout_s: float = 10.0,
+) -> AsyncIterator[BusConnection]:
+    """Open a session; ``persistent`` keeps subscriptions and queued QoS 1 messages
+    across reconnects (MQTT clean session off, a stable client id)."""
+    will_arg = None
+    if will is not None:
+        will_arg = aiomqtt.Will(will[0], encode(will[1]), qos=1, retain=True)
+    client = aiomqtt.Client(
+        endpoint.host,
+        endpoint.port,
+        identifier=client_id,
+        clean_session=not persistent,
+        will=will_arg,
+        keepalive=keepalive_s,
+        timeout=timeout_s,
+        max_inflight_messages=100,
+    )
+    async with client:
+        yield BusConnection(client)

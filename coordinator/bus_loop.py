@@ -1,0 +1,102 @@
+"""The coordinator on the bus: receive, hand to :class:`Coordinator`, publish what it returns.
+
+With the bus clock it runs each tick's gate closures, publishes the outcome and then
+acknowledges the tick; with the wall clock a timer triggers each gate closure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from broker.bus import BusConnection, BusError, Endpoint, connect
+from broker.clock import Clock, ManualClock, WallClock
+from broker.codec import PayloadError
+from broker.messages import ClockAck, ClockTick, Status, decode
+from broker.topics import TopicError, parse_topic
+from coordinator.service import Coordinator, Outgoing
+
+log = logging.getLogger("gridmesh.coordinator")
+BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+
+
+class CoordinatorLoop:
+    def __init__(self, coordinator: Coordinator, endpoint: Endpoint, clock_mode: str) -> None:
+        self.coordinator = coordinator
+        self.endpoint = endpoint
+        self.clock_mode = clock_mode
+        self.clock: Clock = ManualClock(0) if clock_mode == "bus" else WallClock()
+        self.finished = asyncio.Event()
+
+    async def run(self) -> None:
+        attempt = 0
+        while not self.finished.is_set():
+            try:
+                await self._session()
+                attempt = 0
+            except BusError as exc:
+                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                attempt += 1
+                self.coordinator.counts["reconnects"] += 1
+                log.warning("broker %s unreachable (%s); retrying in %.1f s",
+                            self.endpoint, exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _session(self) -> None:
+        coord = self.coordinator
+        topics = coord.topics
+        name = coord.community.coordinator_id
+        status_topic = topics.device(name, "status")
+        will = (status_topic, Status(name, "offline", 0))
+        async with connect(self.endpoint, f"{coord.community.id}-{name}", will=will) as bus:
+            filters = [topics.all_devices("order"), topics.all_devices("report")]
+            if self.clock_mode == "bus":
+                filters.append(topics.tick)
+            await bus.subscribe(filters)
+            await bus.publish(status_topic, Status(name, "online", WallClock().now_s()), retain=True)
+            timer = None
+            if self.clock_mode == "wall":
+                timer = asyncio.create_task(self._wall_clock(bus))
+            try:
+                async for received in bus.messages():
+                    try:
+                        parsed = parse_topic(received.topic)
+                    except TopicError:
+                        continue
+                    if parsed.kind == "tick":
+                        await self._on_tick(bus, received.payload)
+                        if self.finished.is_set():
+                            return
+                    elif parsed.name is not None:
+                        out = coord.handle(parsed.kind, parsed.name, received.payload,
+                                           self.clock.now_s())
+                        await _publish_all(bus, out)
+            finally:
+                if timer is not None:
+                    timer.cancel()
+
+    async def _on_tick(self, bus: BusConnection, payload: bytes) -> None:
+        try:
+            tick = decode(payload, ClockTick)
+        except PayloadError as exc:
+            log.warning("ignored a bad clock tick: %s", exc.reason)
+            return
+        assert isinstance(tick, ClockTick) and isinstance(self.clock, ManualClock)
+        if tick.t_s > self.clock.now_s():
+            self.clock.set(tick.t_s)
+        await _publish_all(bus, self.coordinator.advance(tick.t_s))
+        name = self.coordinator.community.coordinator_id
+        await bus.publish(self.coordinator.topics.ack(name), ClockAck(name, tick.seq))
+        if tick.last:
+            self.finished.set()
+
+    async def _wall_clock(self, bus: BusConnection) -> None:
+        while True:
+            delay = self.coordinator.next_event_s(self.clock.now_s()) - self.clock.now_s()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await _publish_all(bus, self.coordinator.advance(self.clock.now_s()))
+
+
+async def _publish_all(bus: BusConnection, out: list[Outgoing]) -> None:
+    await asyncio.gather(*(bus.publish(o.topic, o.message, retain=o.retain) for o in out))

@@ -1,0 +1,65 @@
+"""The coordinator's configuration file.
+
+    coordinator:
+      key_file: keys/coordinator.key   # hex Ed25519 private key; relative to this file
+      broker: 127.0.0.1:1883
+      clock: wall                      # or bus: follow the virtual clock
+      data_dir: data                   # coordinator.db and ledger.db; relative to this file
+    community: { ... }                 # see broker/community.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from broker.community import Community
+from broker.identity import Identity
+from broker.schema import bounded
+from gridmesh.config import ConfigError, build, read_yaml
+
+
+@dataclass(frozen=True)
+class CoordinatorSection:
+    key_file: str = bounded(max_len=4096)
+    broker: str = bounded("127.0.0.1:1883", max_len=300)
+    clock: str = bounded("wall", choices=("bus", "wall"))
+    data_dir: str = bounded("data", max_len=4096)
+
+
+@dataclass(frozen=True)
+class CoordinatorFile:
+    coordinator: CoordinatorSection
+    community: Community = field(default_factory=Community)
+
+
+@dataclass(frozen=True)
+class CoordinatorConfig:
+    section: CoordinatorSection
+    community: Community
+    identity: Identity
+    data_dir: Path
+
+
+def load_coordinator_config(path: Path) -> CoordinatorConfig:
+    source = str(path)
+    parsed = build(CoordinatorFile, read_yaml(path), source)
+    section, community = parsed.coordinator, parsed.community
+    key_path = _relative(path, section.key_file)
+    try:
+        identity = Identity.from_private_hex(
+            community.coordinator_id, key_path.read_text(encoding="ascii").strip())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(source, "coordinator.key_file", f"{key_path}: {exc}") from None
+    if not community.coordinator_key:
+        community = dataclasses.replace(community, coordinator_key=identity.public_key_hex)
+    elif community.coordinator_key != identity.public_key_hex:
+        raise ConfigError(source, "community.coordinator_key",
+                          "does not match the public key of coordinator.key_file")
+    return CoordinatorConfig(section, community, identity, _relative(path, section.data_dir))
+
+
+def _relative(config_path: Path, value: str) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else config_path.parent / p

@@ -1,0 +1,143 @@
+"""Order and meter-report intake: validate, deduplicate, and keep what was accepted.
+
+Pure bookkeeping over data. Each submission gets exactly one verdict; a resubmission
+with the same id is answered with the first verdict and changes nothing (an order id
+is derived from device, slot and sequence, a report id from device and slot).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from broker.community import Community
+from broker.identity import Verifier
+from broker.messages import MeterReport, Order
+from broker.units import energy_wh_for
+
+MAX_SLOTS_AHEAD = 96
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ref: str
+    slot: int
+    accepted: bool
+    reason: str
+    first_time: bool = True  # False when this answers a duplicate
+
+
+@dataclass
+class Intake:
+    """What the coordinator has accepted so far, per slot."""
+
+    community: Community
+    verifier: Verifier = field(default_factory=Verifier)
+    orders: dict[int, dict[str, Order]] = field(default_factory=lambda: defaultdict(dict))
+    reports: dict[int, dict[str, MeterReport]] = field(default_factory=lambda: defaultdict(dict))
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    cleared_through: int = -1  # highest slot already cleared
+    settled_through: int = -1  # highest slot already settled
+
+    def _member_key(self, device: str) -> str | None:
+        member = self.community.member(device)
+        return member.public_key if member else None
+
+    def _remember(self, ref: str, slot: int, reason: str) -> Verdict:
+        verdict = Verdict(ref, slot, not reason, reason)
+        self.verdicts[ref] = verdict
+        return verdict
+
+    def _duplicate(self, ref: str) -> Verdict | None:
+        first = self.verdicts.get(ref)
+        if first is None:
+            return None
+        return Verdict(ref, first.slot, first.accepted, first.reason, first_time=False)
+
+    def submit_order(self, order: Order, topic_device: str, now_s: int) -> Verdict:
+        ref = order.order_id
+        duplicate = self._duplicate(ref)
+        if duplicate is not None:
+            return duplicate
+        reason = self._order_problem(order, topic_device, now_s)
+        if not reason:
+            self.orders[order.slot][ref] = order
+        return self._remember(ref, order.slot, reason)
+
+    def _order_problem(self, order: Order, topic_device: str, now_s: int) -> str:
+        times = self.community.market.times
+        if order.device != topic_device:
+            return f"device {order.device!r} does not match the topic's device {topic_device!r}"
+        member = self.community.member(order.device)
+        if member is None:
+            return f"unknown device {order.device!r}: not a member of {self.community.id}"
+        if not self.verifier.verify(order, member.public_key):
+            return "bad signature"
+        if order.slot <= self.cleared_through:
+            return f"slot {order.slot} is already cleared"
+        if not times.is_open(order.slot, now_s):
+            return (
+                f"late: the gate for slot {order.slot} closed at {times.gate_s(order.slot)}, "
+                f"order handled at {now_s}"
+            )
+        if order.slot > times.slot_of(now_s) + MAX_SLOTS_AHEAD:
+            return f"slot {order.slot} is more than {MAX_SLOTS_AHEAD} slots ahead"
+        slot_s = self.community.market.slot_s
+        if order.side == "buy":
+            limit_wh = energy_wh_for(member.limits.import_limit_w, slot_s)
+            what = "import"
+        else:
+            limit_wh = energy_wh_for(member.limits.export_limit_w, slot_s)
+            what = "export"
+        if order.energy_wh > limit_wh:
+            return (
+                f"energy {order.energy_wh} Wh exceeds the connection {what} limit "
+                f"of {limit_wh} Wh per slot"
+            )
+        for other in self.orders.get(order.slot, {}).values():
+            if other.device == order.device:
+                return f"one order per device and slot: {other.order_id} is already in the book"
+        return ""
+
+    def submit_report(self, report: MeterReport, topic_device: str, now_s: int) -> Verdict:
+        ref = report.report_id
+        duplicate = self._duplicate(ref)
+        if duplicate is not None:
+            return duplicate
+        reason = self._report_problem(report, topic_device, now_s)
+        if not reason:
+            self.reports[report.slot][report.device] = report
+        return self._remember(ref, report.slot, reason)
+
+    def _report_problem(self, report: MeterReport, topic_device: str, now_s: int) -> str:
+        times = self.community.market.times
+        if report.device != topic_device:
+            return f"device {report.device!r} does not match the topic's device {topic_device!r}"
+        key = self._member_key(report.device)
+        if key is None:
+            return f"unknown device {report.device!r}: not a member of {self.community.id}"
+        if not self.verifier.verify(report, key):
+            return "bad signature"
+        if now_s < times.end_s(report.slot):
+            return f"slot {report.slot} has not ended yet (ends at {times.end_s(report.slot)})"
+        if report.slot <= self.settled_through:
+            return f"slot {report.slot} is already settled"
+        return ""
+
+    def take_slot_orders(self, slot: int) -> list[Order]:
+        """The accepted orders of ``slot``, sorted by id; marks the slot cleared."""
+        self.cleared_through = max(self.cleared_through, slot)
+        return [self.orders[slot][ref] for ref in sorted(self.orders.get(slot, {}))]
+
+    def take_slot_reports(self, slot: int) -> dict[str, MeterReport]:
+        """The accepted reports of ``slot`` by device; marks the slot settled."""
+        self.settled_through = max(self.settled_through, slot)
+        return dict(sorted(self.reports.get(slot, {}).items()))
+
+    def forget_before(self, slot: int) -> None:
+        """Drop books of slots before ``slot`` (settled and sealed) to keep memory flat."""
+        for book in (self.orders, self.reports):
+            for old in [s for s in book if s < slot]:
+                del book[old]
+        for ref in [r for r, v in self.verdicts.items() if v.slot < slot]:
+            del self.verdicts[ref]

@@ -1,0 +1,170 @@
+"""The coordinator's behaviour: payloads and time in, messages to publish out.
+
+:class:`Coordinator` validates orders and reports, clears each slot at gate closure,
+settles each slot once its meter reports are in, and seals one ledger block per slot.
+It stores before it answers; the async shell in :mod:`coordinator.bus_loop` only moves
+bytes. Slot ``s`` is cleared at its gate closure; at the same moment slot ``s - 2``
+(whose reports arrived when slot ``s - 1`` began) is settled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+from broker.codec import PayloadError
+from broker.community import Community
+from broker.identity import Identity
+from broker.messages import (
+    BlockHeader, Message, MeterReport, Order, Result, decode,
+)
+from broker.schema import to_dict
+from broker.topics import Topics
+from coordinator.clearing import clear_call_auction, to_award_messages, to_clearing_message
+from coordinator.intake import Intake, Verdict
+from coordinator.settlement import settle_slot
+from coordinator.store import CoordinatorStore
+from ledger.transactions import Transaction
+from ledger.writer import LedgerWriter
+
+log = logging.getLogger("gridmesh.coordinator")
+SETTLEMENT_LAG_SLOTS = 2
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    message: Message
+    retain: bool = False
+
+
+class Coordinator:
+    def __init__(
+        self,
+        community: Community,
+        identity: Identity,
+        store: CoordinatorStore,
+        ledger: LedgerWriter,
+    ) -> None:
+        if community.coordinator_key != identity.public_key_hex:
+            raise ValueError("community.coordinator_key is not this coordinator's public key")
+        self.community = community
+        self.identity = identity
+        self.store = store
+        self.ledger = ledger
+        self.topics = Topics(community.id)
+        self.times = community.market.times
+        self.counts: Counter[str] = Counter()
+        self.intake: Intake = store.restore(community)
+        cleared = self.intake.cleared_through
+        self.next_gate_slot: int | None = cleared + 1 if cleared >= 0 else None
+
+    def _ensure_started(self, now_s: int) -> int:
+        """On first use: write the genesis block and find the first gate to run."""
+        if self.next_gate_slot is None:
+            self.ledger.genesis(to_dict(self.community), now_s)
+            self.next_gate_slot = self.times.slot_of(now_s + self.times.gate_closure_s) + 1
+        return self.next_gate_slot
+
+    # -- submissions ------------------------------------------------------------
+
+    def handle(self, kind: str, device: str, payload: bytes, now_s: int) -> list[Outgoing]:
+        """Handle one order or report payload from ``device``'s topic."""
+        self._ensure_started(now_s)
+        expected = Order if kind == "order" else MeterReport
+        try:
+            msg = decode(payload, expected)
+        except PayloadError as exc:
+            self.counts["payload_rejected"] += 1
+            log.warning("rejected payload from %s on %s: %s", device, kind, exc.reason)
+            result = self._result(device, "", "payload", False, exc.reason, now_s)
+            return [Outgoing(self.topics.device(device, "result"), result)]
+        if isinstance(msg, Order):
+            verdict = self.intake.submit_order(msg, device, now_s)
+        else:
+            assert isinstance(msg, MeterReport)
+            verdict = self.intake.submit_report(msg, device, now_s)
+        return [Outgoing(self.topics.device(device, "result"),
+                         self._answer(verdict, kind, device, payload, now_s))]
+
+    def _answer(self, verdict: Verdict, kind: str, device: str, payload: bytes, now_s: int) -> Result:
+        if not verdict.first_time:
+            self.counts[f"{kind}_duplicate"] += 1
+            first = self.store.result_for(verdict.ref)
+            if first is not None:
+                return first
+        outcome = "accepted" if verdict.accepted else "rejected"
+        self.counts[f"{kind}_{outcome}"] += 1
+        if not verdict.accepted:
+            log.info("%s %s rejected: %s", kind, verdict.ref, verdict.reason)
+        result = self._result(device, verdict.ref, kind, verdict.accepted, verdict.reason, now_s)
+        if verdict.first_time:
+            self.store.record_verdict(verdict, kind, device, payload, result)
+        return result
+
+    def _result(
+        self, device: str, ref: str, kind: str, accepted: bool, reason: str, now_s: int
+    ) -> Result:
+        status = "accepted" if accepted else "rejected"
+        return self.identity.sign(Result(device, ref, kind, status, reason, now_s))
+
+    # -- time -------------------------------------------------------------------
+
+    def next_event_s(self, now_s: int) -> int:
+        """When the coordinator next has work: the next gate closure."""
+        return self.times.gate_s(self._ensure_started(now_s))
+
+    def advance(self, now_s: int) -> list[Outgoing]:
+        """Run every gate closure due at or before ``now_s``."""
+        out: list[Outgoing] = []
+        slot = self._ensure_started(now_s)
+        while self.times.gate_s(slot) <= now_s:
+            out.extend(self._gate_closure(slot, self.times.gate_s(slot)))
+            slot += 1
+            self.next_gate_slot = slot
+        return out
+
+    def _gate_closure(self, slot: int, t_s: int) -> list[Outgoing]:
+        sign = self.identity.sign
+        orders = self.intake.take_slot_orders(slot)
+        grid = self.community.grid
+        outcome = clear_call_auction(
+            slot, orders, self.community.tariff,
+            grid.import_limit_wh(self.times.slot_s), grid.export_limit_wh(self.times.slot_s),
+        )
+        clearing = sign(to_clearing_message(outcome, self.community.market.mechanism, t_s))
+        awards = tuple(sign(a) for a in to_award_messages(outcome, t_s))
+
+        settled_slot = slot - SETTLEMENT_LAG_SLOTS
+        reports = self.intake.take_slot_reports(settled_slot)
+        past_awards = self.store.awards(settled_slot)
+        members = sorted(set(past_awards) | set(reports))
+        settlements = ()
+        if members:
+            slot_settlement = settle_slot(
+                settled_slot, members, past_awards, reports, self.community.tariff
+            )
+            settlements = tuple(sign(s) for s in slot_settlement.settlements)
+
+        txs = [Transaction.from_message("order", o) for o in orders]
+        if orders:
+            txs.append(Transaction.from_message("clearing", clearing))
+            txs.extend(Transaction.from_message("award", a) for a in awards)
+        txs.extend(Transaction.from_message("report", reports[d]) for d in sorted(reports))
+        txs.extend(Transaction.from_message("settlement", s) for s in settlements)
+        header: BlockHeader | None = None
+        if txs:
+            header = self.ledger.seal(slot, t_s, txs)
+
+        self.store.record_clearing(clearing, awards)
+        self.store.record_settlements(settled_slot, settlements)
+        self.intake.forget_before(settled_slot)
+        self.counts["slots_cleared"] += 1
+
+        out = [Outgoing(self.topics.clearing, clearing)]
+        out.extend(Outgoing(self.topics.device(a.device, "award"), a) for a in awards)
+        out.extend(Outgoing(self.topics.device(s.device, "settlement"), s) for s in settlements)
+        if header is not None:
+            out.append(Outgoing(self.topics.block, header, retain=True))
+        return out

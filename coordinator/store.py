@@ -1,0 +1,143 @@
+"""The coordinator's database: everything it accepted, decided and published.
+
+A slot's clearing is committed here before it is published, so a restarted
+coordinator neither clears nor settles a slot twice. Payloads are stored as the
+canonical JSON that went over the bus.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from broker.community import Community
+from broker.messages import (
+    Award,
+    Clearing,
+    MeterReport,
+    Order,
+    Result,
+    Settlement,
+    decode,
+    encode,
+)
+from coordinator.intake import Intake, Verdict
+
+SCHEMA_VERSION = 1
+
+
+class StoreError(Exception):
+    pass
+
+
+class CoordinatorStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.db = sqlite_utils.Database(path)
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: not a coordinator database ({exc})") from None
+        if version not in (0, SCHEMA_VERSION):
+            raise StoreError(f"{path}: unknown schema version {version}")
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._create()
+
+    def _create(self) -> None:
+        db = self.db
+        db["verdicts"].create(  # type: ignore[union-attr]
+            {"ref": str, "slot": int, "kind": str, "device": str, "accepted": int,
+             "reason": str, "payload": str, "result": str},
+            pk="ref", if_not_exists=True,
+        )
+        db["clearings"].create({"slot": int, "payload": str}, pk="slot", if_not_exists=True)  # type: ignore[union-attr]
+        db["awards"].create(  # type: ignore[union-attr]
+            {"slot": int, "device": str, "payload": str}, pk=("slot", "device"), if_not_exists=True
+        )
+        db["settlements"].create(  # type: ignore[union-attr]
+            {"slot": int, "device": str, "payload": str}, pk=("slot", "device"), if_not_exists=True
+        )
+        db["progress"].create({"key": str, "value": int}, pk="key", if_not_exists=True)  # type: ignore[union-attr]
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def record_verdict(
+        self, verdict: Verdict, kind: str, device: str, payload: bytes, result: Result
+    ) -> None:
+        with self.db.conn:
+            self.db["verdicts"].insert(  # type: ignore[union-attr]
+                {"ref": verdict.ref, "slot": verdict.slot, "kind": kind, "device": device,
+                 "accepted": int(verdict.accepted), "reason": verdict.reason,
+                 "payload": payload.decode(), "result": encode(result).decode()},
+                replace=True,
+            )
+
+    def record_clearing(self, clearing: Clearing, awards: tuple[Award, ...]) -> None:
+        with self.db.conn:
+            self.db["clearings"].insert(  # type: ignore[union-attr]
+                {"slot": clearing.slot, "payload": encode(clearing).decode()}, replace=True
+            )
+            self.db["awards"].insert_all(  # type: ignore[union-attr]
+                ({"slot": a.slot, "device": a.device, "payload": encode(a).decode()}
+                 for a in awards),
+                replace=True,
+            )
+            self._set("cleared_through", clearing.slot)
+
+    def record_settlements(self, slot: int, settlements: tuple[Settlement, ...]) -> None:
+        with self.db.conn:
+            self.db["settlements"].insert_all(  # type: ignore[union-attr]
+                ({"slot": s.slot, "device": s.device, "payload": encode(s).decode()}
+                 for s in settlements),
+                replace=True,
+            )
+            self._set("settled_through", slot)
+
+    def _set(self, key: str, value: int) -> None:
+        self.db["progress"].insert({"key": key, "value": value}, replace=True)  # type: ignore[union-attr]
+
+    def progress(self, key: str, default: int = -1) -> int:
+        row = self.db.execute("SELECT value FROM progress WHERE key = ?", [key]).fetchone()
+        return int(row[0]) if row else default
+
+    def awards(self, slot: int) -> dict[str, Award]:
+        rows = self.db.execute("SELECT device, payload FROM awards WHERE slot = ?", [slot])
+        return {device: _as(Award, payload) for device, payload in rows.fetchall()}
+
+    def result_for(self, ref: str) -> Result | None:
+        row = self.db.execute("SELECT result FROM verdicts WHERE ref = ?", [ref]).fetchone()
+        return _as(Result, row[0]) if row else None
+
+    def restore(self, community: Community) -> Intake:
+        """Rebuild the intake after a restart: open books, verdicts and progress."""
+        intake = Intake(community)
+        intake.cleared_through = self.progress("cleared_through")
+        intake.settled_through = self.progress("settled_through")
+        rows = self.db.execute(
+            "SELECT ref, slot, kind, accepted, reason, payload FROM verdicts "
+            "WHERE slot > ? ORDER BY rowid", [intake.settled_through]
+        ).fetchall()
+        for ref, slot, kind, accepted, reason, payload in rows:
+            intake.verdicts[ref] = Verdict(ref, slot, bool(accepted), reason)
+            if not accepted:
+                continue
+            if kind == "order" and slot > intake.cleared_through:
+                order = _as(Order, payload)
+                intake.orders[slot][ref] = order
+            elif kind == "report":
+                report = _as(MeterReport, payload)
+                intake.reports[slot][report.device] = report
+        return intake
+
+    def table_rows(self, table: str) -> list[dict[str, Any]]:
+        return list(self.db[table].rows)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _as(cls: type[Any], payload: str) -> Any:
+    return decode(payload.encode(), cls)

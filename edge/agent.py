@@ -1,0 +1,176 @@
+"""The edge agent's loop: the bus, the clock and the devices around :class:`AgentCore`.
+
+With ``clock: bus`` the agent acts on the virtual clock's ticks and acknowledges each
+tick once the coordinator has answered everything it sent (results for its report and
+order at a slot start, its award at a gate closure). With ``clock: wall`` it acts at
+each slot start of the system clock. A lost broker connection is retried with
+backoff; the devices keep their last setpoint meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from broker.bus import BusConnection, BusError, Endpoint, Received, connect
+from broker.clock import WallClock
+from broker.codec import PayloadError
+from broker.messages import (
+    Award,
+    ClockAck,
+    ClockTick,
+    Result,
+    Settlement,
+    Status,
+    Telemetry,
+    decode,
+)
+from broker.topics import TopicError, Topics, parse_topic
+from edge.agent_core import AgentCore
+from edge.readings import Readings
+
+log = logging.getLogger("gridmesh.edge")
+ACK_WAIT_S = 30.0
+BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+class HouseholdDevices(Protocol):
+    """The household's devices as the agent sees them (see :mod:`edge.drivers`)."""
+
+    async def read(self, t_s: int) -> Readings: ...
+
+    async def set_battery_w(self, power_w: int) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class Agent:
+    def __init__(
+        self, core: AgentCore, devices: HouseholdDevices, endpoint: Endpoint, clock_mode: str
+    ) -> None:
+        self.core = core
+        self.devices = devices
+        self.endpoint = endpoint
+        self.clock_mode = clock_mode
+        self.topics = Topics(core.community.id)
+        self.times = core.community.market.times
+        self._awaiting: set[str] = set()
+        self._answered = asyncio.Event()
+        self._tick_task: asyncio.Task[None] | None = None
+        self.finished = asyncio.Event()
+
+    @property
+    def device(self) -> str:
+        return self.core.device
+
+    async def run(self) -> None:
+        """Run until the virtual clock's last tick (bus clock) or until cancelled."""
+        attempt = 0
+        while not self.finished.is_set():
+            try:
+                await self._session()
+                attempt = 0
+            except BusError as exc:
+                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                attempt += 1
+                self.core.counts["reconnects"] += 1
+                log.warning("%s: broker %s unreachable (%s); retrying in %.1f s",
+                            self.device, self.endpoint, exc, delay)
+                await asyncio.sleep(delay)
+        await self.devices.close()
+
+    async def _session(self) -> None:
+        status_topic = self.topics.device(self.device, "status")
+        will = (status_topic, Status(self.device, "offline", 0))
+        client_id = f"{self.core.community.id}-{self.device}"
+        async with connect(self.endpoint, client_id, will=will) as bus:
+            filters = [self.topics.device(self.device, k) for k in ("result", "award", "settlement")]
+            if self.clock_mode == "bus":
+                filters.append(self.topics.tick)
+            await bus.subscribe(filters)
+            await bus.publish(status_topic, Status(self.device, "online", WallClock().now_s()),
+                              retain=True)
+            timer = None
+            if self.clock_mode == "wall":
+                timer = asyncio.create_task(self._wall_clock(bus))
+            try:
+                async for received in bus.messages():
+                    await self._dispatch(bus, received)
+                    if self.finished.is_set():
+                        break
+            finally:
+                if timer is not None:
+                    timer.cancel()
+
+    async def _dispatch(self, bus: BusConnection, received: Received) -> None:
+        try:
+            kind = parse_topic(received.topic).kind
+            if kind == "tick":
+                tick = decode(received.payload, ClockTick)
+                assert isinstance(tick, ClockTick)
+                self._tick_task = asyncio.create_task(self._on_tick(bus, tick))
+                return
+            msg = decode(received.payload)
+        except (PayloadError, TopicError) as exc:
+            self.core.counts["bad_payload"] += 1
+            log.warning("%s: ignored a bad message on %s: %s", self.device, received.topic, exc)
+            return
+        ref: str | None = None
+        if isinstance(msg, Result):
+            ref = self.core.on_result(msg)
+        elif isinstance(msg, Award):
+            ref = self.core.on_award(msg)
+        elif isinstance(msg, Settlement):
+            self.core.on_settlement(msg)
+        if ref is not None:
+            self._awaiting.discard(ref)
+            if not self._awaiting:
+                self._answered.set()
+
+    async def _on_tick(self, bus: BusConnection, tick: ClockTick) -> None:
+        t_s = tick.t_s
+        self._awaiting = set()
+        if t_s % self.times.slot_s == 0:
+            await self._slot_start(bus, self.times.slot_of(t_s), t_s)
+        elif (t_s + self.times.gate_closure_s) % self.times.slot_s == 0:
+            expected = self.core.award_expected(self.times.slot_of(t_s) + 1)
+            if expected is not None:
+                self._awaiting = {expected}
+        await self._wait_answered()
+        await bus.publish(self.topics.ack(self.device), ClockAck(self.device, tick.seq))
+        if tick.last:
+            self.finished.set()
+
+    async def _slot_start(self, bus: BusConnection, slot: int, t_s: int) -> None:
+        readings = await self.devices.read(t_s)
+        actions = self.core.on_slot_start(slot, readings)
+        if actions.battery_setpoint_w is not None:
+            await self.devices.set_battery_w(actions.battery_setpoint_w)
+        self._awaiting = set(actions.awaiting)
+        self._answered.clear()
+        publishes = []
+        for msg in actions.messages:
+            qos = 0 if isinstance(msg, Telemetry) else 1
+            kind = "telemetry" if isinstance(msg, Telemetry) else msg.TYPE
+            publishes.append(bus.publish(self.topics.device(self.device, kind), msg, qos=qos))
+        await asyncio.gather(*publishes)
+
+    async def _wait_answered(self) -> None:
+        if not self._awaiting:
+            return
+        self._answered.clear()
+        try:
+            await asyncio.wait_for(self._answered.wait(), ACK_WAIT_S)
+        except TimeoutError:
+            self.core.counts["answers_missing"] += 1
+            log.warning("%s: no answer for %s within %.0f s", self.device,
+                        sorted(self._awaiting), ACK_WAIT_S)
+
+    async def _wall_clock(self, bus: BusConnection) -> None:
+        clock = WallClock()
+        while True:
+            now = clock.now_s()
+            next_start = self.times.start_s(self.times.slot_of(now) + 1)
+            await asyncio.sleep(next_start - now)
+            await self._slot_start(bus, self.times.slot_of(next_start), next_start)

@@ -1,0 +1,218 @@
+"""The agent's behaviour for one household: readings and bus messages in, actions out.
+
+Pure: no network, no Modbus. At the start of slot ``k`` the agent
+1. reports the energy metered over slot ``k - 1`` (from its meter's counters),
+2. applies the battery power planned for slot ``k``, and
+3. plans slot ``k + 1`` and places its order before that slot's gate closes.
+The shell (:mod:`edge.agent`) reads the devices, writes the setpoint and publishes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from broker.community import Community
+from broker.identity import Identity, Verifier
+from broker.messages import (
+    Award,
+    Message,
+    MeterReport,
+    Order,
+    Result,
+    Settlement,
+    Step,
+    Telemetry,
+)
+from broker.units import SECONDS_PER_HOUR
+from edge.forecast import Forecaster, History, SlotEnergy
+from edge.policy import BatteryView, Plan, plan_slot, project_stored_wh
+from edge.readings import Readings
+
+log = logging.getLogger("gridmesh.edge")
+
+
+@dataclass(frozen=True)
+class SlotStartActions:
+    messages: tuple[Message, ...]
+    battery_setpoint_w: int | None  # None: leave the battery as it is (no battery)
+    awaiting: frozenset[str]  # refs of the results to wait for before acknowledging
+
+
+@dataclass
+class AgentCore:
+    device: str
+    community: Community
+    identity: Identity
+    forecaster: Forecaster
+    last_order_slot: int | None = None  # place no orders after this slot (testbed runs)
+    history: History = field(default_factory=History)
+    verifier: Verifier = field(default_factory=Verifier)
+    counts: Counter[str] = field(default_factory=Counter)
+    plans: dict[int, Plan] = field(default_factory=dict)
+    awards: dict[int, Award] = field(default_factory=dict)
+    settlements: dict[int, Settlement] = field(default_factory=dict)
+    sent_orders: dict[int, str] = field(default_factory=dict)
+    rejected: set[str] = field(default_factory=set)
+    _previous: Readings | None = None
+    _previous_slot: int | None = None
+    _seq: int = 0
+
+    def on_slot_start(self, slot: int, readings: Readings) -> SlotStartActions:
+        messages: list[Message] = []
+        awaiting: set[str] = set()
+        report = self._report_previous_slot(slot, readings)
+        if report is not None:
+            messages.append(report)
+            awaiting.add(report.report_id)
+        self._previous, self._previous_slot = readings, slot
+
+        plan_now = self.plans.pop(slot, None)
+        setpoint: int | None = None
+        if readings.has_battery:
+            fresh = readings.fresh
+            setpoint = plan_now.battery_w if (plan_now is not None and fresh) else 0
+
+        order = self._plan_next(slot, readings, setpoint or 0)
+        if order is not None:
+            messages.append(order)
+            awaiting.add(order.order_id)
+        messages.append(self._telemetry(readings))
+        for old in [s for s in self.awards if s < slot - 4]:
+            del self.awards[old]
+        for old in [s for s in self.sent_orders if s < slot - 4]:
+            self.rejected.discard(self.sent_orders.pop(old))
+        for old in [s for s in self.settlements if s < slot - 8]:
+            del self.settlements[old]
+        return SlotStartActions(tuple(messages), setpoint, frozenset(awaiting))
+
+    def _report_previous_slot(self, slot: int, readings: Readings) -> MeterReport | None:
+        prev = self._previous
+        if prev is None or self._previous_slot != slot - 1 or readings.meter is None:
+            return None
+        if prev.meter is None:
+            return None
+        import_wh = readings.meter.import_wh - prev.meter.import_wh
+        export_wh = readings.meter.export_wh - prev.meter.export_wh
+        if import_wh < 0 or export_wh < 0:
+            self.counts["counter_reset"] += 1
+            log.warning("%s: meter counters went backwards; no report for slot %d",
+                        self.device, slot - 1)
+            return None
+        self._learn(slot - 1, prev, readings, import_wh - export_wh)
+        report = MeterReport(
+            self.device, slot - 1, import_wh, export_wh,
+            readings.meter.import_wh, readings.meter.export_wh, readings.t_s,
+        )
+        self.counts["reports_sent"] += 1
+        return self.identity.sign(report)
+
+    def _learn(self, slot: int, prev: Readings, now: Readings, net_wh: int) -> None:
+        """Add the slot's load and PV energy to the forecasting history."""
+        pv_wh = 0
+        if now.inverter is not None and prev.inverter is not None:
+            pv_wh = max(0, now.inverter.pv_energy_wh - prev.inverter.pv_energy_wh)
+        elif now.has_inverter:
+            return
+        battery_wh = 0  # + discharged
+        if now.battery is not None and prev.battery is not None:
+            battery_wh = (now.battery.discharge_wh - prev.battery.discharge_wh) - (
+                now.battery.charge_wh - prev.battery.charge_wh)
+        elif now.has_battery:
+            return
+        load_wh = max(0, net_wh + pv_wh + battery_wh)
+        self.history.add(SlotEnergy(slot, load_wh, pv_wh))
+
+    def _plan_next(self, slot: int, readings: Readings, setpoint_w: int) -> Order | None:
+        target = slot + 1
+        if self.last_order_slot is not None and target > self.last_order_slot:
+            return None
+        slot_s = self.community.market.slot_s
+        now = _instantaneous(readings, slot_s)
+        forecast = self.forecaster.forecast(self.history, target, 1, now)[0]
+        battery = readings.battery
+        view = projected = None
+        if battery is not None:
+            view = BatteryView(battery.stored_wh, battery.capacity_wh, battery.soc_min_pct,
+                               battery.soc_max_pct, battery.max_charge_w, battery.max_discharge_w)
+            projected = project_stored_wh(view, setpoint_w, slot_s)
+        plan = plan_slot(forecast, view, projected, self.community.tariff, slot_s, readings.fresh)
+        self.plans[target] = plan
+        if plan.side is None:
+            return None
+        energy_wh = min(plan.energy_wh, self._connection_limit_wh(plan.side))
+        if energy_wh <= 0:
+            return None
+        order = Order(self.device, target, self._seq, plan.side,
+                      (Step(energy_wh, plan.price_u_per_kwh),), readings.t_s)
+        self._seq += 1
+        self.sent_orders[target] = order.order_id
+        self.counts["orders_sent"] += 1
+        return self.identity.sign(order)
+
+    def _connection_limit_wh(self, side: str) -> int:
+        member = self.community.member(self.device)
+        if member is None:
+            return 0
+        limits, slot_s = member.limits, self.community.market.slot_s
+        return limits.import_limit_wh(slot_s) if side == "buy" else limits.export_limit_wh(slot_s)
+
+    def _telemetry(self, readings: Readings) -> Telemetry:
+        meter, inverter, battery = readings.meter, readings.inverter, readings.battery
+        return Telemetry(
+            self.device, readings.t_s,
+            meter.power_w if meter else None,
+            inverter.pv_power_w if inverter else None,
+            battery.power_w if battery else None,
+            battery.soc_pct if battery else None,
+        )
+
+    # -- messages from the coordinator -------------------------------------------
+
+    def _trusted(self, msg: Message) -> bool:
+        if self.verifier.verify(msg, self.community.coordinator_key):
+            return True
+        self.counts["bad_coordinator_signature"] += 1
+        log.warning("%s: dropped %s with a bad coordinator signature", self.device, msg.TYPE)
+        return False
+
+    def on_result(self, result: Result) -> str | None:
+        """Record a result; returns the ref it answers (None when not trusted)."""
+        if not self._trusted(result):
+            return None
+        self.counts[f"{result.kind}_{result.status}"] += 1
+        if result.status == "rejected":
+            self.rejected.add(result.ref)
+            log.warning("%s: %s %s rejected: %s", self.device, result.kind, result.ref,
+                        result.reason)
+        return result.ref
+
+    def on_award(self, award: Award) -> str | None:
+        if not self._trusted(award):
+            return None
+        self.awards[award.slot] = award
+        self.counts[f"award_{award.status}"] += 1
+        return award.order_id
+
+    def on_settlement(self, settlement: Settlement) -> None:
+        if self._trusted(settlement):
+            self.settlements[settlement.slot] = settlement
+            self.counts["settlements"] += 1
+
+    def award_expected(self, slot: int) -> str | None:
+        """The id of this agent's accepted order for ``slot`` while its award is still due."""
+        order_id = self.sent_orders.get(slot)
+        if order_id is None or order_id in self.rejected or slot in self.awards:
+            return None
+        return order_id
+
+
+def _instantaneous(readings: Readings, slot_s: int) -> SlotEnergy | None:
+    """Load and PV power read now, as energy over one slot."""
+    if readings.meter is None:
+        return None
+    pv_w = readings.inverter.pv_power_w if readings.inverter else 0
+    battery_w = readings.battery.power_w if readings.battery else 0
+    load_w = max(0, readings.meter.power_w + pv_w + battery_w)
+    return SlotEnergy(0, load_w * slot_s // SECONDS_PER_HOUR, pv_w * slot_s // SECONDS_PER_HOUR)

@@ -1,0 +1,89 @@
+"""An edge agent's configuration file.
+
+    agent:
+      device: h001
+      key_file: keys/h001.key        # hex Ed25519 private key; relative to this file
+      broker: 127.0.0.1:1883
+      clock: bus                     # bus: follow the virtual clock; wall: the system clock
+      modbus:
+        host: 192.168.1.50
+        port: 502
+        meter:    {template: gridmesh-meter, unit_id: 1}
+        inverter: {template: gridmesh-inverter, unit_id: 2}   # optional
+        battery:  {template: gridmesh-battery, unit_id: 3}    # optional
+    community: { ... }               # the community's rules (see broker/community.py)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from broker.community import Community
+from broker.identity import Identity
+from broker.messages import ID
+from broker.schema import bounded
+from gridmesh.config import ConfigError, build, read_yaml
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    template: str = bounded(max_len=200)
+    unit_id: int = bounded(min=0, max=247)
+
+
+@dataclass(frozen=True)
+class ModbusConfig:
+    host: str = bounded(max_len=253)
+    port: int = bounded(502, min=1, max=65535)
+    timeout_ms: int = bounded(1000, min=10, max=60_000)
+    meter: DeviceConfig = field(default_factory=lambda: DeviceConfig("gridmesh-meter", 1))
+    inverter: DeviceConfig | None = None
+    battery: DeviceConfig | None = None
+
+
+@dataclass(frozen=True)
+class AgentSection:
+    device: str = bounded(pattern=ID)
+    key_file: str = bounded(max_len=4096)
+    broker: str = bounded("127.0.0.1:1883", max_len=300)
+    clock: str = bounded("wall", choices=("bus", "wall"))
+    modbus: ModbusConfig = field(default_factory=lambda: ModbusConfig("127.0.0.1"))
+    last_order_slot: int | None = None
+
+
+@dataclass(frozen=True)
+class AgentFile:
+    agent: AgentSection
+    community: Community = field(default_factory=Community)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """A loaded agent configuration with its key."""
+
+    section: AgentSection
+    community: Community
+    identity: Identity
+    source: str
+
+
+def load_agent_config(path: Path) -> AgentConfig:
+    source = str(path)
+    parsed = build(AgentFile, read_yaml(path), source)
+    section = parsed.agent
+    key_path = Path(section.key_file)
+    if not key_path.is_absolute():
+        key_path = path.parent / key_path
+    try:
+        key_hex = key_path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, "agent.key_file", f"cannot read {key_path}: {exc}") from None
+    try:
+        identity = Identity.from_private_hex(section.device, key_hex)
+    except ValueError as exc:
+        raise ConfigError(source, "agent.key_file", str(exc)) from None
+    if not parsed.community.coordinator_key:
+        raise ConfigError(source, "community.coordinator_key",
+                          "missing: the agent must know the coordinator's public key")
+    return AgentConfig(section, parsed.community, identity, source)

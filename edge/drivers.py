@@ -1,0 +1,126 @@
+"""Modbus TCP drivers: a household's meter, inverter and battery from their templates.
+
+A driver is generic over its register-map template (:mod:`edge.registers`): it reads
+each device in as few requests as the template's read plan allows and decodes the
+points into gridmesh units. A failed request makes that device's reading unavailable
+(``None``) for this cycle; the client reconnects on the next read. The last battery
+setpoint is written again after every reconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
+
+from edge.config import DeviceConfig, ModbusConfig
+from edge.readings import BatteryReading, InverterReading, MeterReading, Readings
+from edge.registers.codec import RegisterError, decode_block, encode_point, read_plan
+from edge.registers.template import DeviceTemplate, load_template
+
+log = logging.getLogger("gridmesh.edge.drivers")
+
+
+@dataclass(frozen=True)
+class BoundDevice:
+    template: DeviceTemplate
+    unit_id: int
+
+
+class ModbusHousehold:
+    """One household's devices behind one Modbus TCP endpoint."""
+
+    def __init__(self, config: ModbusConfig, name: str = "") -> None:
+        self.name = name or f"{config.host}:{config.port}"
+        self._client = AsyncModbusTcpClient(
+            config.host, port=config.port, timeout=config.timeout_ms / 1000, retries=0,
+            reconnect_delay=0,
+        )
+        self.meter = _bind(config.meter)
+        self.inverter = _bind(config.inverter) if config.inverter else None
+        self.battery = _bind(config.battery) if config.battery else None
+        self._setpoint_w: int | None = None
+        self._needs_reapply = False
+        self.failures = 0
+
+    async def _ensure_connected(self) -> bool:
+        if self._client.connected:
+            return True
+        ok = bool(await self._client.connect())
+        if ok and self._setpoint_w is not None:
+            self._needs_reapply = True
+        return ok
+
+    async def _read_device(self, device: BoundDevice) -> dict[str, int] | None:
+        values: dict[str, int] = {}
+        try:
+            if not await self._ensure_connected():
+                raise ConnectionError("not connected")
+            for block in read_plan(device.template):
+                if block.table == "input":
+                    response = await self._client.read_input_registers(
+                        block.address, count=block.count, device_id=device.unit_id)
+                else:
+                    response = await self._client.read_holding_registers(
+                        block.address, count=block.count, device_id=device.unit_id)
+                if response.isError():
+                    raise ModbusException(f"exception response {response}")
+                values.update(decode_block(device.template, block, response.registers))
+        except (ModbusException, RegisterError, ConnectionError, OSError) as exc:
+            self.failures += 1
+            log.warning("%s: %s (unit %d) unavailable: %s", self.name,
+                        device.template.name, device.unit_id, exc)
+            return None
+        return values
+
+    async def read(self, t_s: int) -> Readings:
+        meter = await self._read_device(self.meter)
+        inverter = await self._read_device(self.inverter) if self.inverter else None
+        battery = await self._read_device(self.battery) if self.battery else None
+        if self._needs_reapply and self._setpoint_w is not None:
+            await self.set_battery_w(self._setpoint_w)
+        return Readings(
+            t_s,
+            MeterReading(meter["power_w"], meter["import_wh"], meter["export_wh"])
+            if meter else None,
+            InverterReading(inverter["pv_power_w"], inverter["pv_energy_wh"],
+                            inverter["rated_power_w"]) if inverter else None,
+            BatteryReading(
+                battery["stored_wh"], battery["capacity_wh"], battery["soc_pct"],
+                battery["power_w"], battery["max_charge_w"], battery["max_discharge_w"],
+                battery["soc_min_pct"], battery["soc_max_pct"], battery["charge_wh"],
+                battery["discharge_wh"],
+            ) if battery else None,
+            has_inverter=self.inverter is not None,
+            has_battery=self.battery is not None,
+        )
+
+    async def set_battery_w(self, power_w: int) -> bool:
+        """Write the battery's power setpoint (+discharge); remembered for reconnects."""
+        if self.battery is None:
+            return False
+        self._setpoint_w = power_w
+        point = self.battery.template.point("setpoint_w")
+        try:
+            if not await self._ensure_connected():
+                raise ConnectionError("not connected")
+            response = await self._client.write_registers(
+                point.address, encode_point(point, power_w), device_id=self.battery.unit_id)
+            if response.isError():
+                raise ModbusException(f"exception response {response}")
+        except (ModbusException, RegisterError, ConnectionError, OSError) as exc:
+            self.failures += 1
+            self._needs_reapply = True
+            log.warning("%s: battery setpoint %d W not written: %s", self.name, power_w, exc)
+            return False
+        self._needs_reapply = False
+        return True
+
+    async def close(self) -> None:
+        self._client.close()
+
+
+def _bind(config: DeviceConfig) -> BoundDevice:
+    return BoundDevice(load_template(config.template), config.unit_id)

@@ -1,0 +1,91 @@
+"""The agent's decisions for one slot: battery power and the order to place.
+
+Pure: it takes what the agent knows (forecast, battery state, tariff, whether the
+readings are fresh) and returns a :class:`Plan`. The rule is self-consumption first:
+the battery absorbs the forecast surplus and covers the forecast deficit within its
+power limits and SoC window; what remains is bought or offered on the market. Buyers
+bid the grid import price (they would pay it anyway), sellers ask the feed-in price.
+On stale data the agent makes no export commitment and keeps its battery idle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from broker.community import Tariff
+from broker.units import SECONDS_PER_HOUR
+from edge.forecast import Forecast
+
+
+@dataclass(frozen=True)
+class BatteryView:
+    """The battery as the agent last read it (AC-side limits, stored energy in Wh)."""
+
+    stored_wh: int
+    capacity_wh: int
+    soc_min_pct: int
+    soc_max_pct: int
+    max_charge_w: int
+    max_discharge_w: int
+
+    @property
+    def floor_wh(self) -> int:
+        return self.capacity_wh * self.soc_min_pct // 100
+
+    @property
+    def ceiling_wh(self) -> int:
+        return self.capacity_wh * self.soc_max_pct // 100
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do in ``slot``: battery power (+discharge) and the order, if any."""
+
+    slot: int
+    battery_w: int
+    side: str | None  # "buy", "sell" or None for no order
+    energy_wh: int
+    price_u_per_kwh: int
+    reason: str
+
+
+def project_stored_wh(battery: BatteryView, battery_w: int, duration_s: int) -> int:
+    """Stored energy after running at ``battery_w`` for ``duration_s``, kept in the window."""
+    stored = battery.stored_wh - battery_w * duration_s // SECONDS_PER_HOUR
+    return max(battery.floor_wh, min(battery.ceiling_wh, stored))
+
+
+def plan_slot(
+    forecast: Forecast,
+    battery: BatteryView | None,
+    projected_stored_wh: int | None,
+    tariff: Tariff,
+    slot_s: int,
+    data_fresh: bool,
+) -> Plan:
+    """Plan one slot from its forecast.
+
+    ``projected_stored_wh`` is the battery's expected stored energy when the slot
+    starts (the agent plans one slot ahead of delivery).
+    """
+    slot = forecast.slot
+    if not data_fresh:
+        return Plan(slot, 0, None, 0, 0, "readings unavailable: no order, battery idle")
+    net_wh = forecast.net_wh
+    battery_wh = 0  # energy from the battery during the slot (+discharge)
+    if battery is not None and projected_stored_wh is not None:
+        if net_wh > 0:
+            available = max(0, projected_stored_wh - battery.floor_wh)
+            battery_wh = min(net_wh, available, battery.max_discharge_w * slot_s // SECONDS_PER_HOUR)
+        elif net_wh < 0:
+            headroom = max(0, battery.ceiling_wh - projected_stored_wh)
+            battery_wh = -min(-net_wh, headroom, battery.max_charge_w * slot_s // SECONDS_PER_HOUR)
+    battery_w = battery_wh * SECONDS_PER_HOUR // slot_s
+    residual_wh = net_wh - battery_wh
+    if residual_wh > 0:
+        return Plan(slot, battery_w, "buy", residual_wh, tariff.import_u_per_kwh,
+                    f"forecast deficit {residual_wh} Wh after battery")
+    if residual_wh < 0:
+        return Plan(slot, battery_w, "sell", -residual_wh, tariff.feedin_u_per_kwh,
+                    f"forecast surplus {-residual_wh} Wh after battery")
+    return Plan(slot, battery_w, None, 0, 0, "balanced by the battery")

@@ -1,0 +1,204 @@
+"""A finished run's results: results.db, one CSV per table, and the summary.
+
+Sources: the physics records (what really flowed), the coordinator's database (what
+was ordered, cleared and billed) and the ledger (height and head hash).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from broker.community import Community
+from broker.messages import Award, Clearing, Settlement, decode
+from simulators.device_farm import StepRecord
+from simulators.physics import HouseholdSpec
+
+TABLES = ("slots", "households", "household_slots", "trades", "orders")
+
+
+@dataclass(frozen=True)
+class Summary:
+    households: int
+    slots: int
+    orders_accepted: int
+    orders_rejected: int
+    reports_accepted: int
+    reports_rejected: int
+    trades: int
+    p2p_wh: int
+    grid_import_wh: int
+    grid_export_wh: int
+    limit_violations: int
+    bill_u: int
+    notrade_bill_u: int
+    savings_pct: float
+    ledger_height: int
+    head_hash: str
+    broker: str
+    wall_s: float
+
+    def lines(self) -> list[str]:
+        money = 1_000_000
+        return [
+            f"households        {self.households}",
+            f"slots             {self.slots}",
+            f"orders            {self.orders_accepted} accepted, {self.orders_rejected} rejected",
+            f"meter reports     {self.reports_accepted} accepted, {self.reports_rejected} rejected",
+            f"trades            {self.trades}",
+            f"P2P energy        {self.p2p_wh / 1000:.1f} kWh",
+            f"grid import       {self.grid_import_wh / 1000:.1f} kWh",
+            f"grid export       {self.grid_export_wh / 1000:.1f} kWh",
+            f"limit violations  {self.limit_violations} slot(s)",
+            f"community bill    {self.bill_u / money:.2f} (without trading "
+            f"{self.notrade_bill_u / money:.2f}; savings {self.savings_pct:.1f} %)",
+            f"ledger            height {self.ledger_height}, head {self.head_hash[:16]}",
+            f"broker            {self.broker}",
+            f"wall time         {self.wall_s:.1f} s",
+        ]
+
+
+def _rows(db: sqlite_utils.Database, sql: str) -> list[tuple[Any, ...]]:
+    return list(db.execute(sql).fetchall())
+
+
+def build_tables(
+    records: list[StepRecord], households: tuple[HouseholdSpec, ...], community: Community,
+    coordinator_db: Path, first_slot: int, slots: int,
+) -> dict[str, list[dict[str, Any]]]:
+    slot_s = community.market.slot_s
+    run_slots = range(first_slot, first_slot + slots)
+    cdb = sqlite_utils.Database(coordinator_db)
+    clearings = {s: _msg(Clearing, p) for s, p in _rows(cdb, "SELECT slot, payload FROM clearings")}
+    awards = {(s, d): _msg(Award, p) for s, d, p in _rows(cdb, "SELECT slot, device, payload FROM awards")}
+    settlements = {(s, d): _msg(Settlement, p)
+                   for s, d, p in _rows(cdb, "SELECT slot, device, payload FROM settlements")}
+    orders = [
+        {"ref": ref, "device": device, "slot": slot, "kind": kind, "accepted": accepted,
+         "reason": reason}
+        for ref, device, slot, kind, accepted, reason in _rows(
+            cdb, "SELECT ref, device, slot, kind, accepted, reason FROM verdicts ORDER BY slot, ref")
+    ]
+    cdb.close()
+
+    flows: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    soc_end: dict[tuple[str, int], int] = {}
+    for record in records:
+        slot = record.flows.start_s // slot_s
+        if slot not in run_slots:
+            continue
+        key = (record.household, slot)
+        for name in ("load_wh", "pv_wh", "curtailed_wh", "charge_wh", "discharge_wh",
+                     "import_wh", "export_wh"):
+            flows[key][name] += getattr(record.flows, name)
+        soc_end[key] = record.soc_pct
+
+    household_slots = []
+    for h in households:
+        for slot in run_slots:
+            f = flows[(h.id, slot)]
+            award = awards.get((slot, h.id))
+            settlement = settlements.get((slot, h.id))
+            household_slots.append({
+                "household": h.id, "slot": slot, "start_s": slot * slot_s,
+                **{k: f[k] for k in ("load_wh", "pv_wh", "curtailed_wh", "charge_wh",
+                                     "discharge_wh", "import_wh", "export_wh")},
+                "soc_end_pct": soc_end.get((h.id, slot)),
+                "contracted_wh": award.contracted_wh if award else 0,
+                "metered_wh": settlement.metered_wh if settlement else None,
+                "bill_u": settlement.bill_u if settlement else 0,
+                "notrade_bill_u": settlement.notrade_bill_u if settlement else 0,
+            })
+
+    import_limit_wh = community.grid.import_limit_wh(slot_s)
+    export_limit_wh = community.grid.export_limit_wh(slot_s)
+    slot_rows = []
+    trades = []
+    for slot in run_slots:
+        rows = [r for r in household_slots if r["slot"] == slot]
+        net = sum(r["import_wh"] - r["export_wh"] for r in rows)
+        clearing = clearings.get(slot)
+        slot_rows.append({
+            "slot": slot, "start_s": slot * slot_s,
+            "price_u_per_kwh": clearing.price_u_per_kwh if clearing else None,
+            "orders": clearing.orders if clearing else 0,
+            "p2p_wh": clearing.p2p_wh if clearing else 0,
+            "cleared_import_wh": clearing.grid_import_wh if clearing else 0,
+            "cleared_export_wh": clearing.grid_export_wh if clearing else 0,
+            "feeder_import_wh": max(net, 0), "feeder_export_wh": max(-net, 0),
+            "limit_violation": int(net > import_limit_wh or -net > export_limit_wh),
+            "bill_u": sum(r["bill_u"] for r in rows),
+            "notrade_bill_u": sum(r["notrade_bill_u"] for r in rows),
+        })
+        if clearing:
+            trades.extend({"slot": slot, "buyer": t.buyer, "seller": t.seller,
+                           "energy_wh": t.energy_wh, "price_u_per_kwh": clearing.price_u_per_kwh}
+                          for t in clearing.trades)
+
+    household_rows = []
+    for h in households:
+        rows = [r for r in household_slots if r["household"] == h.id]
+        bill = sum(r["bill_u"] for r in rows)
+        notrade = sum(r["notrade_bill_u"] for r in rows)
+        household_rows.append({
+            "household": h.id, "role": h.role, "pv_peak_w": h.pv_peak_w,
+            "battery_wh": h.battery.capacity_wh if h.battery else 0,
+            **{k: sum(r[k] for r in rows) for k in ("load_wh", "pv_wh", "import_wh", "export_wh")},
+            "bill_u": bill, "notrade_bill_u": notrade, "savings_u": notrade - bill,
+        })
+    return {"slots": slot_rows, "households": household_rows,
+            "household_slots": household_slots, "trades": trades, "orders": orders}
+
+
+def write_results(out: Path, tables: dict[str, list[dict[str, Any]]]) -> None:
+    db = sqlite_utils.Database(out / "results.db")
+    for name in TABLES:
+        rows = tables[name]
+        if rows:
+            db[name].insert_all(rows, replace=True)  # type: ignore[union-attr]
+        with (out / f"{name}.csv").open("w", newline="") as fh:
+            if rows:
+                writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+    db.close()
+
+
+def summarize(
+    tables: dict[str, list[dict[str, Any]]], households: int, slots: int,
+    ledger_height: int, head_hash: str, broker: str, wall_s: float,
+) -> Summary:
+    orders = [o for o in tables["orders"] if o["kind"] == "order"]
+    reports = [o for o in tables["orders"] if o["kind"] == "report"]
+    slot_rows = tables["slots"]
+    bill = sum(r["bill_u"] for r in slot_rows)
+    notrade = sum(r["notrade_bill_u"] for r in slot_rows)
+    savings = 100.0 * (notrade - bill) / notrade if notrade > 0 else 0.0
+    return Summary(
+        households=households, slots=slots,
+        orders_accepted=sum(1 for o in orders if o["accepted"]),
+        orders_rejected=sum(1 for o in orders if not o["accepted"]),
+        reports_accepted=sum(1 for o in reports if o["accepted"]),
+        reports_rejected=sum(1 for o in reports if not o["accepted"]),
+        trades=len(tables["trades"]),
+        p2p_wh=sum(r["p2p_wh"] for r in slot_rows),
+        grid_import_wh=sum(r["feeder_import_wh"] for r in slot_rows),
+        grid_export_wh=sum(r["feeder_export_wh"] for r in slot_rows),
+        limit_violations=sum(r["limit_violation"] for r in slot_rows),
+        bill_u=bill, notrade_bill_u=notrade, savings_pct=round(savings, 2),
+        ledger_height=ledger_height, head_hash=head_hash, broker=broker, wall_s=round(wall_s, 2),
+    )
+
+
+def write_summary(out: Path, summary: Summary) -> None:
+    (out / "summary.json").write_text(json.dumps(asdict(summary), indent=2) + "\n")
+
+
+def _msg(cls: type[Any], payload: str) -> Any:
+    return decode(payload.encode(), cls)

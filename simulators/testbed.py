@@ -1,0 +1,250 @@
+"""The testbed: a whole community on one machine, from devices to ledger.
+
+One run starts a broker, serves every household's simulated devices over Modbus TCP
+(in this process, where the physics runs), starts the coordinator and the edge agents
+as separate processes with generated configuration files, and drives the virtual
+clock. Afterwards it writes results.db and CSVs beside the ledger and prints a summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from broker.bus import Endpoint, connect
+from broker.community import Community, Member
+from broker.identity import Identity
+from broker.launcher import BrokerHandle, start_broker
+from broker.schema import to_dict
+from broker.topics import Topics
+from simulators.clock_master import ClockMaster, tick_times
+from simulators.device_farm import DeviceFarm, StepRecord
+from simulators.fleet import make_households
+from simulators.physics import HouseholdSpec
+from simulators.profiles import ProfileSet
+from simulators.testbed_config import TestbedConfig
+
+RUN_MARKER = "run.json"
+METER_UNIT, INVERTER_UNIT, BATTERY_UNIT = 1, 2, 3
+
+
+class TestbedError(RuntimeError):
+    """The run could not be started or did not finish; the message says why."""
+
+
+@dataclass
+class RunArtifacts:
+    out: Path
+    households: tuple[HouseholdSpec, ...]
+    community: Community
+    first_slot: int
+    records: list[StepRecord] = field(default_factory=list)
+    broker_kind: str = ""
+    wall_s: float = 0.0
+
+
+def prepare_out_dir(out: Path) -> None:
+    """Make ``out`` empty: a previous run there is replaced, anything else is refused."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / RUN_MARKER).exists():
+            raise TestbedError(f"{out} is not empty and holds no testbed run; choose another --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _community_with_members(
+    config: TestbedConfig, households: tuple[HouseholdSpec, ...], coordinator: Identity
+) -> tuple[Community, dict[str, Identity]]:
+    seed = config.testbed.seed
+    identities = {h.id: Identity.derived(h.id, seed) for h in households}
+    members = tuple(
+        Member(h.id, identities[h.id].public_key_hex, h.role) for h in households
+    )
+    import dataclasses
+
+    community = dataclasses.replace(
+        config.community, members=members, coordinator_key=coordinator.public_key_hex
+    )
+    return community, identities
+
+
+def _write_configs(
+    out: Path, community: Community, coordinator: Identity, identities: dict[str, Identity],
+    households: tuple[HouseholdSpec, ...], farm: DeviceFarm, broker: Endpoint, last_slot: int,
+) -> tuple[Path, list[Path]]:
+    config_dir = out / "config"
+    keys = config_dir / "keys"
+    (config_dir / "agents").mkdir(parents=True)
+    keys.mkdir()
+    community_dict = to_dict(community)
+    (keys / "coordinator.key").write_text(coordinator.private_hex() + "\n")
+    coordinator_file = config_dir / "coordinator.yaml"
+    coordinator_file.write_text(yaml.safe_dump({
+        "coordinator": {"key_file": "keys/coordinator.key", "broker": str(broker),
+                        "clock": "bus", "data_dir": str(out.resolve())},
+        "community": community_dict,
+    }, sort_keys=False))
+    agent_files = []
+    for household in households:
+        host, port = farm.endpoint(household.id)
+        (keys / f"{household.id}.key").write_text(identities[household.id].private_hex() + "\n")
+        modbus: dict[str, object] = {
+            "host": host, "port": port,
+            "meter": {"template": "gridmesh-meter", "unit_id": METER_UNIT},
+        }
+        if household.pv_profile is not None:
+            modbus["inverter"] = {"template": "gridmesh-inverter", "unit_id": INVERTER_UNIT}
+        if household.battery is not None:
+            modbus["battery"] = {"template": "gridmesh-battery", "unit_id": BATTERY_UNIT}
+        path = config_dir / "agents" / f"{household.id}.yaml"
+        path.write_text(yaml.safe_dump({
+            "agent": {"device": household.id, "key_file": f"../keys/{household.id}.key",
+                      "broker": str(broker), "clock": "bus", "modbus": modbus,
+                      "last_order_slot": last_slot},
+            "community": community_dict,
+        }, sort_keys=False))
+        agent_files.append(path)
+    return coordinator_file, agent_files
+
+
+async def _spawn(args: list[str], log_path: Path) -> asyncio.subprocess.Process:
+    log = log_path.open("wb")
+    try:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gridmesh", *args, stdout=log, stderr=asyncio.subprocess.STDOUT
+        )
+    finally:
+        log.close()
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class Progress:
+    """One line per few slots while the run goes on."""
+
+    def __init__(self, slots: int, first_slot: int, slot_s: int, master: ClockMaster) -> None:
+        self.slots, self.first_slot, self.slot_s, self.master = slots, first_slot, slot_s, master
+        self.every = max(1, slots // 12)
+        self.started = time.monotonic()
+
+    async def after_tick(self, _index: int, t_s: int) -> None:
+        if t_s % self.slot_s:
+            return
+        done = t_s // self.slot_s - self.first_slot
+        if done <= 0 or (done % self.every and done != self.slots) or done > self.slots:
+            return
+        p2p = sum(c.p2p_wh for c in self.master.stats.clearings)
+        elapsed = time.monotonic() - self.started
+        print(f"  slot {done:>5}/{self.slots}  p2p {p2p / 1000:9.1f} kWh  {elapsed:7.1f} s",
+              flush=True)
+
+
+async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
+    tb = config.testbed
+    market = config.community.market
+    prepare_out_dir(out)
+    (out / RUN_MARKER).write_text('{"status": "running"}\n')
+    profiles = ProfileSet.load_bundled()
+    households = make_households(tb.households, tb.seed, prosumer_pct=tb.prosumer_pct)
+    coordinator_id = Identity.derived(config.community.coordinator_id, tb.seed)
+    community, identities = _community_with_members(config, households, coordinator_id)
+    first_slot = tb.start_s // market.slot_s
+    times = tick_times(first_slot, tb.slots, market.slot_s, market.gate_closure_s)
+    artifacts = RunArtifacts(out, households, community, first_slot)
+    logs = out / "logs"
+    logs.mkdir()
+
+    started = time.monotonic()
+    broker: BrokerHandle = start_broker(tb.broker, workdir=out / "broker")
+    artifacts.broker_kind = broker.kind
+    farm = DeviceFarm(households, profiles, times[0])
+    processes: list[tuple[str, asyncio.subprocess.Process, Path]] = []
+    try:
+        await farm.start()
+        endpoint = Endpoint(broker.host, broker.port)
+        coordinator_file, agent_files = _write_configs(
+            out, community, coordinator_id, identities, households, farm, endpoint,
+            first_slot + tb.slots - 1,
+        )
+        log_path = logs / "coordinator.log"
+        processes.append(("coordinator", await _spawn(
+            ["coordinator", "--config", str(coordinator_file)], log_path), log_path))
+        groups = tb.processes
+        for index in range(groups):
+            chunk = agent_files[index::groups]
+            log_path = logs / f"agents-{index + 1}.log"
+            processes.append((f"agents-{index + 1}", await _spawn(
+                ["agent", "--config", *map(str, chunk)], log_path), log_path))
+
+        topics = Topics(community.id)
+        participants = [community.coordinator_id, *(h.id for h in households)]
+        async with connect(endpoint, f"{community.id}-clock", persistent=False) as bus:
+            master = ClockMaster(bus, topics, participants)
+            listener = asyncio.create_task(master.listen())
+            watchdog = asyncio.create_task(_watch(processes))
+            try:
+                await _race(master.wait_online(60.0), watchdog)
+                progress = Progress(tb.slots, first_slot, market.slot_s, master)
+
+                def step_physics(t_s: int) -> None:
+                    artifacts.records.extend(farm.advance_to(t_s))
+
+                speed = tb.speed if tb.clock == "realtime" else None
+                await _race(master.run(times, step_physics, progress.after_tick, speed), watchdog)
+            finally:
+                listener.cancel()
+                watchdog.cancel()
+        for name, process, log_path in processes:
+            try:
+                code = await asyncio.wait_for(process.wait(), 60)
+            except TimeoutError:
+                raise TestbedError(f"{name} did not stop after the last tick") from None
+            if code != 0:
+                raise TestbedError(f"{name} exited with code {code}:\n{_tail(log_path)}")
+    finally:
+        for _, process, _ in processes:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        await farm.stop()
+        broker.stop()
+    artifacts.wall_s = time.monotonic() - started
+    return artifacts
+
+
+async def _watch(processes: list[tuple[str, asyncio.subprocess.Process, Path]]) -> None:
+    """Fail the run as soon as a participant process dies with an error."""
+    waits = {asyncio.create_task(p.wait()): (name, log) for name, p, log in processes}
+    pending = set(waits)
+    while pending:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task.result() != 0:
+                name, log = waits[task]
+                raise TestbedError(f"{name} stopped during the run (exit code "
+                                   f"{task.result()}):\n{_tail(log)}")
+    await asyncio.Event().wait()  # all exited cleanly: the clock finishes on its own
+
+
+async def _race(main: object, watchdog: asyncio.Task[None]) -> None:
+    """Await ``main`` but fail early if the watchdog reports a dead process."""
+    task = asyncio.ensure_future(main)  # type: ignore[arg-type]
+    done, _ = await asyncio.wait({task, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+    if watchdog in done:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        watchdog.result()
+    await task

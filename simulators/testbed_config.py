@@ -1,0 +1,83 @@
+"""The testbed's configuration: the community's rules and the run's shape.
+
+    community:            # the market's rules (broker/community.py); members are generated
+      tariff: {import_u_per_kwh: 300000, feedin_u_per_kwh: 80000}
+    testbed:
+      households: 20
+      slots: 96
+      seed: 1
+      start: 2016-06-06   # a UTC date inside the bundled profile extract
+      prosumer_pct: 50
+      clock: virtual      # or realtime (with speed)
+      speed: 1
+      broker: auto        # auto, mosquitto or embedded
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from broker.community import Community
+from broker.schema import bounded
+from gridmesh.config import ConfigError, build, read_yaml
+
+
+@dataclass(frozen=True)
+class TestbedSection:
+    households: int = bounded(20, min=1, max=1000)
+    slots: int = bounded(96, min=1, max=35_040)
+    seed: int = bounded(1, min=0, max=2**31)
+    start: str = bounded("2016-06-06", pattern=r"\d{4}-\d{2}-\d{2}")
+    prosumer_pct: int = bounded(50, min=0, max=100)
+    clock: str = bounded("virtual", choices=("virtual", "realtime"))
+    speed: int = bounded(1, min=1, max=86_400)
+    broker: str = bounded("auto", choices=("auto", "mosquitto", "embedded"))
+    agent_processes: int = bounded(0, min=0, max=64)  # 0: one per 50 households
+
+    def __post_init__(self) -> None:
+        try:
+            dt.date.fromisoformat(self.start)
+        except ValueError:
+            raise ValueError(f"start: {self.start!r} is not a valid date") from None
+
+    @property
+    def start_s(self) -> int:
+        day = dt.date.fromisoformat(self.start)
+        return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
+
+    @property
+    def processes(self) -> int:
+        return self.agent_processes or max(1, min(4, (self.households + 49) // 50))
+
+
+@dataclass(frozen=True)
+class TestbedConfig:
+    community: Community = field(default_factory=Community)
+    testbed: TestbedSection = field(default_factory=TestbedSection)
+
+    def __post_init__(self) -> None:
+        if self.community.members:
+            raise ValueError("community.members: the testbed generates its members; leave it out")
+        if self.community.coordinator_key:
+            raise ValueError("community.coordinator_key: the testbed makes its own keys")
+
+
+def load_testbed_config(path: Path | None, overrides: dict[str, Any]) -> TestbedConfig:
+    """Read ``path`` (or the defaults) and apply command-line ``overrides`` to ``testbed``."""
+    source = str(path) if path else "defaults"
+    data = read_yaml(path) if path else {}
+    config = build(TestbedConfig, data, source)
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if changes:
+        merged = {**data.get("testbed", {}), **changes}
+        try:
+            section = build(TestbedSection, merged, "command line")
+        except ConfigError as exc:
+            raise ConfigError("command line", f"--{exc.path.replace('_', '-')}", exc.problem) \
+                from None
+        config = dataclasses.replace(config, testbed=section)
+    return config

@@ -1,0 +1,70 @@
+"""The agent's pure decisions: forecasts and the one-slot plan."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.community import Tariff
+from edge.forecast import Forecast, History, SeasonalNaive, SlotEnergy
+from edge.policy import BatteryView, plan_slot, project_stored_wh
+
+TARIFF = Tariff(300_000, 80_000)
+BATTERY = BatteryView(stored_wh=2500, capacity_wh=5000, soc_min_pct=10, soc_max_pct=90,
+                      max_charge_w=2000, max_discharge_w=2000)
+
+
+def test_seasonal_naive_uses_yesterday_then_persistence_then_now() -> None:
+    history = History()
+    naive = SeasonalNaive(period_slots=96)
+    now = SlotEnergy(0, 111, 22)
+    assert naive.forecast(history, 200, 1, now)[0].method == "instantaneous"
+    assert naive.forecast(history, 200, 1, None)[0].method == "none"
+    history.add(SlotEnergy(150, 300, 50))
+    latest = naive.forecast(history, 200, 1, now)[0]
+    assert (latest.load_wh, latest.pv_wh, latest.method) == (300, 50, "persistence")
+    history.add(SlotEnergy(104, 400, 90))
+    history.add(SlotEnergy(199, 1, 1))
+    seasonal = naive.forecast(history, 200, 2, now)
+    assert (seasonal[0].load_wh, seasonal[0].method) == (400, "seasonal-naive")
+    assert seasonal[1].method == "persistence" and seasonal[1].load_wh == 1
+
+
+def test_history_is_bounded() -> None:
+    history = History(capacity=3)
+    for slot in range(10):
+        history.add(SlotEnergy(slot, slot, 0))
+    assert len(history) == 3 and history.get(6) is None and history.latest() == SlotEnergy(9, 9, 0)
+
+
+def test_deficit_is_covered_by_the_battery_first() -> None:
+    plan = plan_slot(Forecast(5, 800, 0, "x"), BATTERY, 2500, TARIFF, 900, data_fresh=True)
+    # The battery can give 500 Wh in 15 minutes at 2 kW; the rest is bought at the import price.
+    assert plan.battery_w == 2000
+    assert (plan.side, plan.energy_wh, plan.price_u_per_kwh) == ("buy", 300, 300_000)
+
+
+def test_surplus_charges_the_battery_then_is_offered() -> None:
+    plan = plan_slot(Forecast(5, 100, 900, "x"), BATTERY, 4400, TARIFF, 900, data_fresh=True)
+    # 100 Wh headroom to the 90 % ceiling (4500 Wh); 700 Wh offered at the feed-in price.
+    assert plan.battery_w == -400
+    assert (plan.side, plan.energy_wh, plan.price_u_per_kwh) == ("sell", 700, 80_000)
+
+
+def test_an_empty_battery_does_not_discharge() -> None:
+    plan = plan_slot(Forecast(5, 300, 0, "x"), BATTERY, 500, TARIFF, 900, data_fresh=True)
+    assert plan.battery_w == 0 and plan.energy_wh == 300
+
+
+def test_no_order_and_idle_battery_on_stale_data() -> None:
+    plan = plan_slot(Forecast(5, 100, 900, "x"), BATTERY, 2500, TARIFF, 900, data_fresh=False)
+    assert plan.side is None and plan.battery_w == 0 and "unavailable" in plan.reason
+
+
+def test_household_without_battery_trades_its_whole_net() -> None:
+    plan = plan_slot(Forecast(5, 100, 400, "x"), None, None, TARIFF, 900, data_fresh=True)
+    assert (plan.side, plan.energy_wh, plan.battery_w) == ("sell", 300, 0)
+
+
+@pytest.mark.parametrize(("power", "expected"), [(2000, 2000), (-2000, 3000), (-99_000, 4500)])
+def test_projection_stays_in_the_soc_window(power: int, expected: int) -> None:
+    assert project_stored_wh(BATTERY, power, 900) == expected
