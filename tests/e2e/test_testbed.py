@@ -1,0 +1,125 @@
+"""The whole system end to end: broker, virtual devices, agents, coordinator, ledger.
+
+One small run per broker (the same seed), checked from its output files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from gridmesh.cli import main
+
+pytestmark = [pytest.mark.slow, pytest.mark.broker]
+HOUSEHOLDS, SLOTS, SEED = 6, 6, 11
+
+
+@pytest.fixture(scope="module", params=["mosquitto", "embedded"])
+def run_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    kind = request.param
+    if kind == "mosquitto" and shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        pytest.skip("mosquitto is not installed")
+    out = tmp_path_factory.mktemp(f"testbed-{kind}") / "run"
+    code = main(["testbed", "--households", str(HOUSEHOLDS), "--slots", str(SLOTS),
+                 "--seed", str(SEED), "--broker", kind, "--out", str(out), "--json"])
+    assert code == 0
+    return out
+
+
+def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_energy_is_conserved_per_household_and_slot(run_dir: Path) -> None:
+    data = rows(run_dir / "results.db",
+                "SELECT household, slot, load_wh, pv_wh, charge_wh, discharge_wh, import_wh, "
+                "export_wh, metered_wh FROM household_slots")
+    assert len(data) == HOUSEHOLDS * SLOTS
+    for _, _, load, pv, charge, discharge, imp, exp, metered in data:
+        assert imp - exp == load - pv - discharge + charge  # type: ignore[operator]
+        assert metered == imp - exp  # type: ignore[operator]  # the signed meter report
+
+
+def test_every_order_got_exactly_one_result_and_one_award(run_dir: Path) -> None:
+    verdicts = rows(run_dir / "coordinator.db", "SELECT ref, accepted FROM verdicts WHERE kind='order'")
+    refs = [ref for ref, _ in verdicts]
+    assert refs and len(refs) == len(set(refs))
+    awards = rows(run_dir / "coordinator.db", "SELECT payload FROM awards")
+    awarded = [json.loads(p)["order_id"] for (p,) in awards]  # type: ignore[arg-type]
+    accepted = sorted(ref for ref, ok in verdicts if ok)
+    assert sorted(awarded) == accepted
+
+
+def test_awards_sum_to_zero_with_the_grid(run_dir: Path) -> None:
+    net: dict[int, int] = defaultdict(int)
+    for (payload,) in rows(run_dir / "coordinator.db", "SELECT payload FROM awards"):
+        award = json.loads(payload)  # type: ignore[arg-type]
+        net[award["slot"]] += award["energy_wh"] if award["side"] == "buy" else -award["energy_wh"]
+    clearings = rows(run_dir / "coordinator.db", "SELECT payload FROM clearings")
+    assert clearings
+    for (payload,) in clearings:
+        clearing = json.loads(payload)  # type: ignore[arg-type]
+        grid_net = clearing["grid_import_wh"] - clearing["grid_export_wh"]
+        assert net[clearing["slot"]] == grid_net
+
+
+def test_the_ledger_audit_passes(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ledger", "audit", str(run_dir / "ledger.db")]) == 0
+    assert "audit passed" in capsys.readouterr().out
+
+
+def test_summary_and_csvs_are_written(run_dir: Path) -> None:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["households"] == HOUSEHOLDS and summary["slots"] == SLOTS
+    assert summary["orders_accepted"] > 0 and summary["orders_rejected"] == 0
+    assert summary["reports_accepted"] == HOUSEHOLDS * SLOTS
+    for table in ("slots", "households", "household_slots", "trades", "orders"):
+        assert (run_dir / f"{table}.csv").read_text().count("\n") > 1
+
+
+def test_same_seed_gives_the_same_head_hash_on_every_broker(run_dir: Path) -> None:
+    head = json.loads((run_dir / "summary.json").read_text())["head_hash"]
+    marker = run_dir.parent.parent / "head-hashes.txt"
+    with marker.open("a") as fh:
+        fh.write(head + "\n")
+    seen = set(marker.read_text().split())
+    assert len(seen) == 1, f"different head hashes for the same seed: {seen}"
+
+
+def test_a_changed_transaction_fails_the_audit_naming_it(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = tmp_path / "ledger.db"
+    shutil.copy(run_dir / "ledger.db", copy)
+    with sqlite3.connect(copy) as conn:
+        height, idx, body = conn.execute(
+            "SELECT height, idx, body FROM transactions WHERE kind='order' ORDER BY height, idx LIMIT 1"
+        ).fetchone()
+        tampered = body.replace('"energy_wh":', '"energy_wh":1', 1)
+        assert tampered != body
+        conn.execute("UPDATE transactions SET body=? WHERE height=? AND idx=?", (tampered, height, idx))
+    assert main(["ledger", "audit", str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert f"block {height}, transaction {idx}" in err
+
+
+def test_unknown_config_key_exits_2_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("community:\n  tarif: {}\n")
+    assert main(["testbed", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml: community.tarif: unknown key" in err
+    assert not (tmp_path / "out").exists()  # nothing started
+
+
+def test_bad_command_line_values_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["testbed", "--households", "0", "--out", str(tmp_path / "out")]) == 2
+    assert "--households: must be >= 1" in capsys.readouterr().err
