@@ -1,0 +1,1 @@
+"""Device register-map templates (YAML), shipped as package data."""

@@ -1,0 +1,81 @@
+"""Blocks: a signed, mined header and the transactions its Merkle root covers.
+
+One block per market slot. The genesis block (height 0, slot -1, previous hash all
+zeros) holds the community's rules and keys; every later block links to the hash of
+the one before. A block's transactions are kept in canonical order (by kind, then by
+hash; see :func:`ledger.transactions.canonical_order`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from broker.identity import Identity
+from broker.messages import BlockHeader
+from ledger.errors import ChainError
+from ledger.merkle import merkle_root
+from ledger.pow import header_digest, mine
+from ledger.transactions import Transaction, canonical_order
+
+GENESIS_PREV = "0" * 64
+GENESIS_SLOT = -1
+
+
+@dataclass(frozen=True)
+class Block:
+    header: BlockHeader
+    transactions: tuple[Transaction, ...]
+
+    @property
+    def hash(self) -> str:
+        return header_hash(self.header)
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+
+def header_hash(header: BlockHeader) -> str:
+    """Hex SHA-256 of the header without its signature: the block's id and PoW hash."""
+    return header_digest(header).hex()
+
+
+def tx_root(transactions: Sequence[Transaction]) -> str:
+    """The Merkle root over the transactions' hashes, in the order given."""
+    return merkle_root([tx.tx_hash for tx in transactions])
+
+
+def build_block(
+    prev: BlockHeader | None,
+    slot: int,
+    t_s: int,
+    transactions: Sequence[Transaction],
+    difficulty_bits: int,
+    signer: Identity,
+) -> Block:
+    """Order, hash, mine and sign the block that follows ``prev`` (``None``: genesis).
+
+    Raises ChainError if the slot does not fit: genesis has slot -1, and every later
+    block's slot is greater than the previous block's.
+    """
+    if prev is None:
+        if slot != GENESIS_SLOT:
+            raise ChainError(f"the genesis block has slot {GENESIS_SLOT}, got {slot}")
+        height, prev_hash = 0, GENESIS_PREV
+    else:
+        if slot <= prev.slot:
+            raise ChainError(f"slot {slot} does not follow the head's slot {prev.slot}")
+        height, prev_hash = prev.height + 1, header_hash(prev)
+    ordered = canonical_order(tuple(transactions))
+    header = BlockHeader(
+        height=height,
+        prev_hash=prev_hash,
+        merkle_root=tx_root(ordered),
+        slot=slot,
+        t_s=t_s,
+        difficulty_bits=difficulty_bits,
+        nonce=0,
+        tx_count=len(ordered),
+    )
+    return Block(signer.sign(mine(header)), ordered)

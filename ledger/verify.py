@@ -1,0 +1,242 @@
+"""The audit: replay a chain and check everything that makes it trustworthy.
+
+For every block, in order: the header fits its schema; heights run 0, 1, 2, ...;
+each block links to the hash of the one before; slots increase; the declared
+transaction count holds; the difficulty is the community's; the proof of work meets
+it; the header is signed by the coordinator; every transaction decodes, is in
+canonical form and is signed by whoever must sign it; the transactions are in
+canonical order (by kind, then hash); and the Merkle root covers exactly these transactions.
+
+The genesis block is the trust anchor: it must hold exactly one ``community``
+transaction, whose members' keys check ``order`` and ``report`` signatures and whose
+coordinator key checks headers and ``clearing``, ``award`` and ``settlement``
+signatures. Whoever audits should compare that coordinator key (printed in the
+summary) with the one they expect.
+
+The audit stops at the first problem and names its block and transaction.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from broker.community import Community
+from broker.identity import Verifier
+from broker.messages import BlockHeader, Message, message_dict
+from broker.schema import SchemaError, check_bounds, to_dict
+from ledger.blocks import GENESIS_PREV, GENESIS_SLOT, Block, header_hash, tx_root
+from ledger.errors import RecordError, TransactionError
+from ledger.pow import header_digest, leading_zero_bits
+from ledger.transactions import COMMUNITY, DEVICE_SIGNED, Transaction, sort_key
+
+HASH_SHOWN = 12
+
+
+@dataclass(frozen=True)
+class AuditFailure:
+    """The first problem found: which block, which transaction (if any), and why."""
+
+    height: int
+    tx_index: int | None
+    tx_hash: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"block {self.height}"
+        if self.tx_index is not None:
+            where += f", transaction {self.tx_index}"
+            if self.tx_hash:
+                where += f" ({self.tx_hash[:HASH_SHOWN]}..)"
+        return f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class AuditSummary:
+    """What a chain that passed the audit holds."""
+
+    blocks: int
+    transactions_by_kind: dict[str, int]
+    members: int
+    head_height: int
+    head_hash: str
+    first_slot: int | None
+    """The slot of the first block after genesis; ``None`` if there is none."""
+    last_slot: int | None
+    community_id: str
+    coordinator_key: str
+
+    @property
+    def transactions(self) -> int:
+        return sum(self.transactions_by_kind.values())
+
+
+class _Stop(Exception):
+    """Carries the first failure out of the nested checks."""
+
+    def __init__(self, failure: AuditFailure) -> None:
+        super().__init__(str(failure))
+        self.failure = failure
+
+
+def _fail(height: int, reason: str, index: int | None = None, tx: Transaction | None = None) -> _Stop:
+    return _Stop(AuditFailure(height, index, tx.tx_hash if tx is not None else None, reason))
+
+
+@dataclass(frozen=True)
+class _Anchor:
+    """What the genesis block establishes for every later block."""
+
+    community: Community
+    member_keys: dict[str, str]
+
+
+def verify_chain(blocks: Iterable[Block]) -> AuditSummary | AuditFailure:
+    """Audit ``blocks`` (from height 0); the summary, or the first failure.
+
+    A :class:`RecordError` raised while ``blocks`` is read (a stored row that is not what
+    was written, see :mod:`ledger.store`) is reported as a failure like any other.
+    """
+    verifier = Verifier()
+    counts: Counter[str] = Counter()
+    anchor: _Anchor | None = None
+    prev: BlockHeader | None = None
+    first_slot: int | None = None
+    try:
+        for block in blocks:
+            if anchor is None:
+                anchor = _check_genesis(block, verifier)
+            else:
+                assert prev is not None
+                _check_block(block, prev, anchor, verifier)
+                if first_slot is None:
+                    first_slot = block.header.slot
+            counts.update(tx.kind for tx in block.transactions)
+            prev = block.header
+    except _Stop as stop:
+        return stop.failure
+    except RecordError as exc:
+        return AuditFailure(exc.height, exc.tx_index, exc.tx_hash, exc.reason)
+    if anchor is None or prev is None:
+        return AuditFailure(0, None, None, "the ledger holds no blocks (no genesis block)")
+    return AuditSummary(
+        blocks=prev.height + 1,
+        transactions_by_kind={kind: counts[kind] for kind in sorted(counts)},
+        members=len(anchor.community.members),
+        head_height=prev.height,
+        head_hash=header_hash(prev),
+        first_slot=first_slot,
+        last_slot=prev.slot if prev.height > 0 else None,
+        community_id=anchor.community.id,
+        coordinator_key=anchor.community.coordinator_key,
+    )
+
+
+def _check_genesis(block: Block, verifier: Verifier) -> _Anchor:
+    header, height = block.header, block.header.height
+    _check_linkage(block, expected_height=0, prev_hash=GENESIS_PREV)
+    if header.slot != GENESIS_SLOT:
+        raise _fail(height, f"the genesis block must have slot {GENESIS_SLOT}, has {header.slot}")
+    kinds = [tx.kind for tx in block.transactions]
+    if kinds != [COMMUNITY]:
+        raise _fail(height, f"the genesis block must hold exactly one community transaction, holds {kinds}")
+    tx = block.transactions[0]
+    try:
+        community = tx.community()
+    except TransactionError as exc:
+        raise _fail(height, str(exc), 0, tx) from None
+    if to_dict(community) != tx.body:
+        raise _fail(height, "community body is not in canonical form", 0, tx)
+    if not community.coordinator_key:
+        raise _fail(height, "the community names no coordinator_key to check signatures with", 0, tx)
+    anchor = _Anchor(community, {m.id: m.public_key for m in community.members})
+    _check_sealing(block, anchor, verifier)
+    _check_root(block)
+    return anchor
+
+
+def _check_block(block: Block, prev: BlockHeader, anchor: _Anchor, verifier: Verifier) -> None:
+    header, height = block.header, block.header.height
+    _check_linkage(block, expected_height=prev.height + 1, prev_hash=header_hash(prev))
+    if header.slot <= prev.slot:
+        raise _fail(height, f"slot {header.slot} does not follow the previous block's slot {prev.slot}")
+    _check_sealing(block, anchor, verifier)
+    for index, tx in enumerate(block.transactions):
+        _check_transaction(height, index, tx, anchor, verifier)
+    _check_order(block)
+    _check_root(block)
+
+
+def _check_linkage(block: Block, expected_height: int, prev_hash: str) -> None:
+    """Schema bounds, height, link to the previous block and the transaction count."""
+    header, height = block.header, block.header.height
+    try:
+        check_bounds(header)
+    except SchemaError as exc:
+        raise _fail(height, f"header {exc}") from None
+    if height != expected_height:
+        raise _fail(height, f"height {height} where {expected_height} was expected")
+    if header.prev_hash != prev_hash:
+        raise _fail(height, f"prev_hash {header.prev_hash[:HASH_SHOWN]}.. does not match the previous "
+                    f"block's hash {prev_hash[:HASH_SHOWN]}..")
+    held, declared = len(block.transactions), header.tx_count
+    if held < declared:
+        raise _fail(height, f"transaction missing: the header declares {declared}, the block holds {held}",
+                    held)
+    if held > declared:
+        raise _fail(height, f"extra transaction: the header declares {declared}, the block holds {held}",
+                    declared, block.transactions[declared])
+
+
+def _check_sealing(block: Block, anchor: _Anchor, verifier: Verifier) -> None:
+    """Difficulty, proof of work and the coordinator's header signature."""
+    header, height = block.header, block.header.height
+    required = anchor.community.ledger.difficulty_bits
+    if header.difficulty_bits != required:
+        raise _fail(height, f"difficulty {header.difficulty_bits} bits differs from the "
+                    f"community's {required}")
+    zeros = leading_zero_bits(header_digest(header))
+    if zeros < required:
+        raise _fail(height, f"proof of work fails: hash has {zeros} leading zero bits, needs {required}")
+    if not verifier.verify(header, anchor.community.coordinator_key):
+        raise _fail(height, "header signature does not verify with the coordinator key")
+
+
+def _check_order(block: Block) -> None:
+    """Canonical order, checked after every transaction's content so that an altered
+    transaction is named for what is wrong with it, and a moved one for being out of place.
+    """
+    for index, (tx, following) in enumerate(itertools.pairwise(block.transactions)):
+        if sort_key(tx) == sort_key(following):
+            raise _fail(block.height, f"{tx.label()}: recorded twice in a row", index, tx)
+        if sort_key(tx) > sort_key(following):
+            raise _fail(block.height, f"{tx.label()}: out of canonical order (by kind, then hash)", index, tx)
+
+
+def _check_root(block: Block) -> None:
+    if tx_root(block.transactions) != block.header.merkle_root:
+        raise _fail(block.header.height, "merkle root does not match the block's transactions")
+
+
+def _check_transaction(height: int, index: int, tx: Transaction, anchor: _Anchor, verifier: Verifier) -> None:
+    """Decodes, is canonical, and is signed by the member or the coordinator as its kind requires."""
+    if tx.kind == COMMUNITY:
+        raise _fail(height, "a community transaction outside the genesis block", index, tx)
+    try:
+        msg: Message = tx.message()
+    except TransactionError as exc:
+        raise _fail(height, str(exc), index, tx) from None
+    label = tx.label()
+    if message_dict(msg) != tx.body:
+        raise _fail(height, f"{label}: body is not in canonical form", index, tx)
+    if tx.kind in DEVICE_SIGNED:
+        device = str(getattr(msg, "device", ""))
+        key = anchor.member_keys.get(device)
+        if key is None:
+            raise _fail(height, f"{label}: device {device!r} is not a member of the community", index, tx)
+    else:
+        key = anchor.community.coordinator_key
+    if not verifier.verify(msg, key):
+        raise _fail(height, f"{label}: bad signature", index, tx)

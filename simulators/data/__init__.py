@@ -1,0 +1,1 @@
+"""The bundled profile extract (CSV, see SOURCE.md), shipped as package data."""

@@ -1,0 +1,204 @@
+"""Every household's simulated devices, served over Modbus TCP from one process.
+
+A :class:`DeviceFarm` runs one :class:`~simulators.modbus_server.DeviceServer` per
+household on a free port of ``host``: unit id 1 is the grid meter, 2 the PV inverter and
+3 the battery (prosumers only), with the bundled templates ``gridmesh-meter``,
+``gridmesh-inverter`` and ``gridmesh-battery``. Time moves only when
+:meth:`DeviceFarm.advance_to` is called (by the virtual clock): each household is
+integrated with :func:`simulators.physics.step` from its last time to the new one, with
+the setpoints last written over Modbus, and its register images are updated.
+
+Powers in the registers are the mean over the last step; energy counters are totals
+since the farm started. A battery setpoint or inverter limit written over Modbus
+takes effect from the next step.
+
+    farm = DeviceFarm(households, ProfileSet.load_bundled(), start_s)
+    await farm.start()
+    host, port = farm.endpoint("h001")
+    records = farm.advance_to(start_s + 900)
+    await farm.stop()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from types import TracebackType
+
+from edge.registers.template import load_template
+from simulators.modbus_server import DeviceServer
+from simulators.physics import (
+    HouseholdSpec,
+    HouseholdState,
+    StepFlows,
+    StepRecord,
+    average_power_w,
+    initial_state,
+    soc_pct,
+    step,
+    stored_wh,
+)
+from simulators.profiles import ProfileSet
+
+__all__ = ["BATTERY_UNIT", "INVERTER_UNIT", "METER_UNIT", "DeviceFarm", "StepRecord", "device_values"]
+
+METER_UNIT, INVERTER_UNIT, BATTERY_UNIT = 1, 2, 3
+TEMPLATES = {
+    METER_UNIT: "gridmesh-meter", INVERTER_UNIT: "gridmesh-inverter", BATTERY_UNIT: "gridmesh-battery",
+}
+
+
+def device_units(spec: HouseholdSpec) -> tuple[int, ...]:
+    """The unit ids a household's server answers for."""
+    units = [METER_UNIT]
+    if spec.pv_profile is not None:
+        units.append(INVERTER_UNIT)
+    if spec.battery is not None:
+        units.append(BATTERY_UNIT)
+    return tuple(units)
+
+
+def device_values(
+    spec: HouseholdSpec, state: HouseholdState, last: StepFlows | None
+) -> dict[int, dict[str, int]]:
+    """What each of a household's devices shows, by unit id and point name."""
+    duration = last.duration_s if last else 0
+
+    def power(energy_wh: int) -> int:
+        return average_power_w(energy_wh, duration)
+
+    net_wh = last.import_wh - last.export_wh if last else 0
+    values: dict[int, dict[str, int]] = {
+        METER_UNIT: {
+            "power_w": power(net_wh),
+            "import_wh": state.import_total_wh,
+            "export_wh": state.export_total_wh,
+        }
+    }
+    if spec.pv_profile is not None:
+        values[INVERTER_UNIT] = {
+            "pv_power_w": power(last.pv_wh if last else 0),
+            "pv_energy_wh": state.pv_total_wh,
+            "rated_power_w": spec.pv_peak_w,
+            "export_limit_pct": state.export_limit_pct,
+        }
+    if spec.battery is not None:
+        battery = spec.battery
+        values[BATTERY_UNIT] = {
+            "stored_wh": stored_wh(state),
+            "capacity_wh": battery.capacity_wh,
+            "soc_pct": soc_pct(spec, state),
+            "power_w": power(last.discharge_wh - last.charge_wh if last else 0),
+            "max_charge_w": battery.max_charge_w,
+            "max_discharge_w": battery.max_discharge_w,
+            "soc_min_pct": battery.soc_min_pct,
+            "soc_max_pct": battery.soc_max_pct,
+            "charge_wh": state.charge_total_wh,
+            "discharge_wh": state.discharge_total_wh,
+            "setpoint_w": state.setpoint_w,
+        }
+    return values
+
+
+class DeviceFarm:
+    """Simulated meters, inverters and batteries of many households, on real TCP ports."""
+
+    def __init__(
+        self, households: Sequence[HouseholdSpec], profiles: ProfileSet, start_s: int,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.host = host
+        self.profiles = profiles
+        self._specs = {h.id: h for h in households}
+        if len(self._specs) != len(households):
+            raise ValueError("household ids must be unique")
+        self._states = {h.id: initial_state(h, start_s) for h in households}
+        self._last: dict[str, StepFlows | None] = {h.id: None for h in households}
+        self._servers: dict[str, DeviceServer] = {}
+
+    async def start(self) -> None:
+        """Start one Modbus TCP server per household, each on a free port."""
+        templates = {unit: load_template(name) for unit, name in TEMPLATES.items()}
+        try:
+            for household_id, spec in self._specs.items():
+                server = DeviceServer(
+                    {unit: templates[unit] for unit in device_units(spec)}, self.host,
+                    on_write=functools.partial(self._written, household_id),
+                )
+                await server.start()
+                self._servers[household_id] = server
+                self._publish(household_id)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        servers, self._servers = self._servers, {}
+        for server in servers.values():
+            await server.stop()
+
+    async def __aenter__(self) -> DeviceFarm:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @property
+    def household_ids(self) -> tuple[str, ...]:
+        return tuple(self._specs)
+
+    def endpoint(self, household_id: str) -> tuple[str, int]:
+        """(host, port) of a household's Modbus TCP server."""
+        try:
+            server = self._servers[household_id]
+        except KeyError:
+            raise KeyError(f"no running devices for household {household_id!r}") from None
+        return self.host, server.port
+
+    def spec(self, household_id: str) -> HouseholdSpec:
+        return self._specs[household_id]
+
+    def state(self, household_id: str) -> HouseholdState:
+        return self._states[household_id]
+
+    def values(self, household_id: str) -> dict[int, dict[str, int]]:
+        """What the household's devices show now, by unit id and point name."""
+        spec = self._specs[household_id]
+        return device_values(spec, self._states[household_id], self._last[household_id])
+
+    def advance_to(self, t_s: int) -> list[StepRecord]:
+        """Integrate every household up to ``t_s``; one record per household that moved."""
+        records: list[StepRecord] = []
+        for household_id, spec in self._specs.items():
+            state = self._states[household_id]
+            if t_s < state.t_s:
+                raise ValueError(f"{household_id}: cannot go back from {state.t_s} to {t_s}")
+            if t_s == state.t_s:
+                continue
+            load_wh = self.profiles.energy_wh(spec.load_profile, state.t_s, t_s, spec.annual_load_kwh)
+            pv_wh = 0
+            if spec.pv_profile is not None:
+                pv_wh = self.profiles.energy_wh(spec.pv_profile, state.t_s, t_s, spec.pv_peak_w)
+            state, flows = step(spec, state, load_wh, pv_wh, t_s)
+            self._states[household_id] = state
+            self._last[household_id] = flows
+            records.append(StepRecord(household_id, flows, stored_wh(state), soc_pct(spec, state)))
+            if household_id in self._servers:
+                self._publish(household_id)
+        return records
+
+    def _publish(self, household_id: str) -> None:
+        server = self._servers[household_id]
+        for unit, values in self.values(household_id).items():
+            server.update(unit, values)
+
+    def _written(self, household_id: str, unit: int, name: str, value: int) -> None:
+        state = self._states[household_id]
+        if unit == BATTERY_UNIT and name == "setpoint_w":
+            self._states[household_id] = dataclasses.replace(state, setpoint_w=value)
+        elif unit == INVERTER_UNIT and name == "export_limit_pct":
+            self._states[household_id] = dataclasses.replace(state, export_limit_pct=value)

@@ -1,0 +1,205 @@
+"""Household physics: load, PV and a battery behind one grid meter, in integer units.
+
+Pure functions on frozen dataclasses; no I/O. One :func:`step` moves a household from
+its state's time to ``end_s`` given the load and PV energy of that interval (from the
+profiles) and the battery setpoint and inverter limit last written to its devices.
+
+Model, per step:
+
+- **PV** produces ``pv_wh``; the inverter's export limit caps its AC output at
+  ``export_limit_pct`` % of ``pv_peak_w``. What is cut is ``curtailed_wh``.
+- **Battery** follows ``setpoint_w`` (+discharge), clamped to ``max_charge_w`` /
+  ``max_discharge_w``; the energy it moves is held inside its SoC window
+  ``soc_min_pct``..``soc_max_pct``. ``charge_wh`` and ``discharge_wh`` are AC-side.
+  The whole round-trip loss is booked on charging: ``charge_wh`` adds
+  ``charge_wh * efficiency_pct / 100`` to the stored energy and ``discharge_wh`` takes
+  exactly ``discharge_wh`` out, so a full cycle returns ``efficiency_pct`` % of what went
+  in. Stored energy is kept in mWh so this is exact.
+- **Grid meter** settles the rest: ``import_wh - export_wh == load_wh - pv_wh -
+  discharge_wh + charge_wh``, exactly, every step (import and export are netted within
+  a step, as a bidirectional meter that is read once per step would see them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+from broker.messages import ID
+from broker.schema import bounded, check_bounds
+from broker.units import SECONDS_PER_HOUR
+
+MWH_PER_WH = 1000
+
+
+@dataclass(frozen=True)
+class BatterySpec:
+    capacity_wh: int = bounded(min=1, max=10_000_000)
+    soc_min_pct: int = bounded(10, min=0, max=100)
+    soc_max_pct: int = bounded(90, min=0, max=100)
+    max_charge_w: int = bounded(2500, min=0, max=10_000_000)
+    max_discharge_w: int = bounded(2500, min=0, max=10_000_000)
+    efficiency_pct: int = bounded(90, min=1, max=100)  # round trip
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+        if self.soc_min_pct > self.soc_max_pct:
+            raise ValueError(f"soc_min_pct {self.soc_min_pct} is above soc_max_pct {self.soc_max_pct}")
+
+    @property
+    def min_mwh(self) -> int:
+        return self.capacity_wh * self.soc_min_pct * MWH_PER_WH // 100
+
+    @property
+    def max_mwh(self) -> int:
+        return self.capacity_wh * self.soc_max_pct * MWH_PER_WH // 100
+
+
+@dataclass(frozen=True)
+class HouseholdSpec:
+    id: str = bounded(pattern=ID)
+    role: Literal["prosumer", "consumer"] = bounded(choices=("prosumer", "consumer"))
+    load_profile: str = bounded(max_len=64)
+    annual_load_kwh: int = bounded(min=0, max=10_000_000)
+    pv_profile: str | None = None
+    pv_peak_w: int = bounded(0, min=0, max=10_000_000)
+    battery: BatterySpec | None = None
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+        if self.role not in ("prosumer", "consumer"):
+            raise ValueError(f"{self.id}: role must be prosumer or consumer, got {self.role!r}")
+        if (self.pv_profile is None) != (self.pv_peak_w == 0):
+            raise ValueError(f"{self.id}: pv_profile and pv_peak_w must be given together")
+        if self.role == "consumer" and (self.pv_profile is not None or self.battery is not None):
+            raise ValueError(f"{self.id}: a consumer has no PV and no battery")
+
+
+@dataclass(frozen=True)
+class HouseholdState:
+    t_s: int
+    stored_mwh: int = 0
+    import_total_wh: int = 0
+    export_total_wh: int = 0
+    pv_total_wh: int = 0
+    charge_total_wh: int = 0
+    discharge_total_wh: int = 0
+    setpoint_w: int = 0  # + discharge
+    export_limit_pct: int = 100
+
+
+@dataclass(frozen=True)
+class StepFlows:
+    start_s: int
+    end_s: int
+    load_wh: int
+    pv_wh: int  # after curtailment
+    curtailed_wh: int
+    charge_wh: int
+    discharge_wh: int
+    import_wh: int
+    export_wh: int
+
+    @property
+    def duration_s(self) -> int:
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one household did in one step, for the run's results."""
+
+    household: str
+    flows: StepFlows
+    stored_wh: int
+    soc_pct: int
+
+
+def initial_state(spec: HouseholdSpec, t_s: int, soc_pct: int = 50) -> HouseholdState:
+    """A household at ``t_s`` with its battery (if any) at ``soc_pct`` (inside its window)."""
+    stored = 0
+    if spec.battery is not None:
+        pct = min(max(soc_pct, spec.battery.soc_min_pct), spec.battery.soc_max_pct)
+        stored = spec.battery.capacity_wh * pct * MWH_PER_WH // 100
+    return HouseholdState(t_s, stored_mwh=stored)
+
+
+def stored_wh(state: HouseholdState) -> int:
+    return state.stored_mwh // MWH_PER_WH
+
+
+def soc_pct(spec: HouseholdSpec, state: HouseholdState) -> int:
+    """State of charge in whole percent, rounded half up; 0 without a battery."""
+    if spec.battery is None:
+        return 0
+    denominator = spec.battery.capacity_wh * MWH_PER_WH
+    return (200 * state.stored_mwh + denominator) // (2 * denominator)
+
+
+def _energy_wh_floor(power_w: int, duration_s: int) -> int:
+    return power_w * duration_s // SECONDS_PER_HOUR
+
+
+def battery_energy(
+    battery: BatterySpec, stored_mwh: int, setpoint_w: int, duration_s: int
+) -> tuple[int, int]:
+    """(charge_wh, discharge_wh) the battery moves at ``setpoint_w`` for ``duration_s``."""
+    if setpoint_w > 0:
+        wanted = _energy_wh_floor(min(setpoint_w, battery.max_discharge_w), duration_s)
+        room = max(0, stored_mwh - battery.min_mwh) // MWH_PER_WH
+        return 0, min(wanted, room)
+    if setpoint_w < 0:
+        wanted = _energy_wh_floor(min(-setpoint_w, battery.max_charge_w), duration_s)
+        gain_per_wh = battery.efficiency_pct * MWH_PER_WH // 100
+        room = max(0, battery.max_mwh - stored_mwh) // gain_per_wh
+        return min(wanted, room), 0
+    return 0, 0
+
+
+def step(
+    spec: HouseholdSpec, state: HouseholdState, load_wh: int, pv_wh: int, end_s: int
+) -> tuple[HouseholdState, StepFlows]:
+    """Advance ``state`` to ``end_s`` with the interval's load and PV energy."""
+    duration_s = end_s - state.t_s
+    if duration_s < 0:
+        raise ValueError(f"{spec.id}: cannot step back from {state.t_s} to {end_s}")
+    if load_wh < 0 or pv_wh < 0:
+        raise ValueError(f"{spec.id}: load_wh and pv_wh must be >= 0, got {load_wh}, {pv_wh}")
+    if spec.pv_profile is None:
+        pv_wh = 0
+    cap_wh = spec.pv_peak_w * state.export_limit_pct * duration_s // (100 * SECONDS_PER_HOUR)
+    pv_out = min(pv_wh, cap_wh)
+    charge = discharge = 0
+    stored = state.stored_mwh
+    if spec.battery is not None:
+        charge, discharge = battery_energy(spec.battery, stored, state.setpoint_w, duration_s)
+        stored += charge * spec.battery.efficiency_pct * MWH_PER_WH // 100 - discharge * MWH_PER_WH
+    net_wh = load_wh - pv_out - discharge + charge
+    flows = StepFlows(
+        start_s=state.t_s, end_s=end_s, load_wh=load_wh, pv_wh=pv_out, curtailed_wh=pv_wh - pv_out,
+        charge_wh=charge, discharge_wh=discharge,
+        import_wh=max(net_wh, 0), export_wh=max(-net_wh, 0),
+    )
+    new_state = dataclasses.replace(
+        state,
+        t_s=end_s,
+        stored_mwh=stored,
+        import_total_wh=state.import_total_wh + flows.import_wh,
+        export_total_wh=state.export_total_wh + flows.export_wh,
+        pv_total_wh=state.pv_total_wh + pv_out,
+        charge_total_wh=state.charge_total_wh + charge,
+        discharge_total_wh=state.discharge_total_wh + discharge,
+    )
+    return new_state, flows
+
+
+def average_power_w(energy_wh: int, duration_s: int) -> int:
+    """Mean power of ``energy_wh`` over ``duration_s``, rounded half away from zero; 0 for no time."""
+    if duration_s <= 0:
+        return 0
+    product = energy_wh * SECONDS_PER_HOUR
+    quotient, remainder = divmod(abs(product), duration_s)
+    if 2 * remainder >= duration_s:
+        quotient += 1
+    return quotient if product >= 0 else -quotient

@@ -1,0 +1,347 @@
+"""The audit: a real chain passes; every kind of tampering is caught at its block and transaction.
+
+Tampering is done the way an attacker with the file would do it: with plain sqlite3
+on the closed ledger file. Layout of the test chain (see ``ledger_chain``): block 0
+holds the community; blocks 1 and 2 hold 3 orders, a clearing and 3 awards (indexes
+0-2, 3, 4-6); block 3 adds 2 reports and 2 settlements (indexes 7-8, 9-10).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ledger_chain import (
+    COORDINATOR,
+    DIFFICULTY,
+    FIRST_SLOT,
+    MEMBERS,
+    make_community,
+    slot_orders,
+    slot_outcome,
+)
+
+from broker.codec import canonical_json
+from broker.identity import Identity
+from broker.messages import Order, Step
+from ledger.blocks import Block, build_block
+from ledger.store import LedgerStore
+from ledger.transactions import Transaction
+from ledger.verify import AuditFailure, AuditSummary, verify_chain
+
+
+def audit(path: Path) -> AuditSummary | AuditFailure:
+    with LedgerStore.open_readonly(path) as store:
+        return verify_chain(store.blocks())
+
+
+def failure(path: Path) -> AuditFailure:
+    result = audit(path)
+    assert isinstance(result, AuditFailure), result
+    return result
+
+
+def execute(path: Path, sql: str, params: tuple[Any, ...] = ()) -> None:
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(sql, params)
+    conn.close()
+
+
+def tx_row(path: Path, height: int, idx: int) -> tuple[str, str, dict[str, Any]]:
+    conn = sqlite3.connect(path)
+    kind, tx_hash, body = conn.execute(
+        "SELECT kind, tx_hash, body FROM transactions WHERE height = ? AND idx = ?", (height, idx)
+    ).fetchone()
+    conn.close()
+    return kind, tx_hash, json.loads(body)
+
+
+def rewrite_body(path: Path, height: int, idx: int, body: dict[str, Any], update_hash: bool) -> str:
+    """Store ``body`` at (height, idx); with ``update_hash`` also fix the stored hash. Returns it."""
+    kind = tx_row(path, height, idx)[0]
+    new_hash = hashlib.sha256(canonical_json({"kind": kind, "body": body})).hexdigest()
+    text = canonical_json(body).decode()
+    if update_hash:
+        execute(path, "UPDATE transactions SET body = ?, tx_hash = ? WHERE height = ? AND idx = ?",
+                (text, new_hash, height, idx))
+    else:
+        execute(path, "UPDATE transactions SET body = ? WHERE height = ? AND idx = ?", (text, height, idx))
+    return new_hash
+
+
+def test_a_real_chain_passes_with_a_summary(ledger_path: Path) -> None:
+    result = audit(ledger_path)
+    assert isinstance(result, AuditSummary), result
+    assert result.blocks == 4
+    assert result.transactions_by_kind == {
+        "award": 9, "clearing": 3, "community": 1, "order": 9, "report": 2, "settlement": 2,
+    }
+    assert result.transactions == 26
+    assert result.members == 3
+    assert (result.first_slot, result.last_slot) == (FIRST_SLOT, FIRST_SLOT + 2)
+    assert result.head_height == 3
+    with LedgerStore.open_readonly(ledger_path) as store:
+        blocks = list(store.blocks())
+    assert result.head_hash == blocks[-1].hash
+    assert result.coordinator_key == COORDINATOR.public_key_hex
+
+
+def test_changed_body_with_stale_stored_hash(ledger_path: Path) -> None:
+    kind, old_hash, body = tx_row(ledger_path, 2, 1)
+    body["steps"][0]["energy_wh"] += 1
+    rewrite_body(ledger_path, 2, 1, body, update_hash=False)
+    found = failure(ledger_path)
+    assert (found.height, found.tx_index, found.tx_hash) == (2, 1, old_hash)
+    assert f"{kind} {body['device']}:{FIRST_SLOT + 1}:0: body does not match its stored hash" in found.reason
+
+
+def test_changed_body_with_recomputed_hash_fails_its_signature(ledger_path: Path) -> None:
+    _, _, body = tx_row(ledger_path, 2, 1)
+    body["steps"][0]["price_u_per_kwh"] = 1
+    new_hash = rewrite_body(ledger_path, 2, 1, body, update_hash=True)
+    found = failure(ledger_path)
+    assert found == AuditFailure(2, 1, new_hash, f"order {body['device']}:{FIRST_SLOT + 1}:0: bad signature")
+    order_id = f"{body['device']}:{FIRST_SLOT + 1}:0"
+    assert str(found) == f"block 2, transaction 1 ({new_hash[:12]}..): order {order_id}: bad signature"
+
+
+def test_changed_settlement_amount_fails_the_coordinator_signature(ledger_path: Path) -> None:
+    _, _, body = tx_row(ledger_path, 3, 9)
+    body["bill_u"] -= 1000
+    new_hash = rewrite_body(ledger_path, 3, 9, body, update_hash=True)
+    found = failure(ledger_path)
+    assert (found.height, found.tx_index, found.tx_hash) == (3, 9, new_hash)
+    assert found.reason == f"settlement {body['device']}:{FIRST_SLOT}: bad signature"
+
+
+def test_deleted_transaction_in_the_middle(ledger_path: Path) -> None:
+    execute(ledger_path, "DELETE FROM transactions WHERE height = 2 AND idx = 4")
+    assert failure(ledger_path) == AuditFailure(2, 4, None, "transaction missing from the store")
+
+
+def test_deleted_last_transaction(ledger_path: Path) -> None:
+    execute(ledger_path, "DELETE FROM transactions WHERE height = 3 AND idx = 10")
+    assert failure(ledger_path) == AuditFailure(
+        3, 10, None, "transaction missing: the header declares 11, the block holds 10"
+    )
+
+
+@pytest.mark.parametrize(("first", "second"), [(0, 2), (1, 2), (2, 5), (7, 10)])
+def test_swapped_transactions(ledger_path: Path, first: int, second: int) -> None:
+    a, b = tx_row(ledger_path, 3, first), tx_row(ledger_path, 3, second)
+    for idx, (kind, tx_hash, body) in ((first, b), (second, a)):
+        execute(ledger_path, "UPDATE transactions SET kind = ?, tx_hash = ?, body = ? "
+                "WHERE height = 3 AND idx = ?", (kind, tx_hash, canonical_json(body).decode(), idx))
+    found = failure(ledger_path)
+    assert (found.height, found.tx_index, found.tx_hash) == (3, first, b[1])
+    assert found.reason.endswith("out of canonical order (by kind, then hash)")
+
+
+@pytest.mark.parametrize(("column", "value"), [("t_s", "t_s + 1"), ("slot", "slot + 7"),
+                                               ("merkle_root", "'" + "0" * 64 + "'")])
+def test_changed_header_field(ledger_path: Path, column: str, value: str) -> None:
+    execute(ledger_path, f"UPDATE blocks SET {column} = {value} WHERE height = 2")
+    found = failure(ledger_path)
+    assert (found.height, found.tx_index, found.tx_hash) == (2, None, None)
+    assert found.reason.startswith(("proof of work fails", "header signature does not verify"))
+
+
+def test_changed_prev_hash(ledger_path: Path) -> None:
+    execute(ledger_path, "UPDATE blocks SET prev_hash = ? WHERE height = 2", ("1" * 64,))
+    found = failure(ledger_path)
+    assert (found.height, found.tx_index) == (2, None)
+    assert found.reason.startswith("prev_hash 111111111111.. does not match the previous block's hash")
+
+
+def test_replaced_header_signature(ledger_path: Path) -> None:
+    execute(ledger_path, "UPDATE blocks SET sig = (SELECT sig FROM blocks WHERE height = 1) WHERE height = 2")
+    assert failure(ledger_path) == AuditFailure(
+        2, None, None, "header signature does not verify with the coordinator key"
+    )
+
+
+def test_replaced_transaction_signature(ledger_path: Path) -> None:
+    _, _, body = tx_row(ledger_path, 1, 0)
+    body["sig"] = tx_row(ledger_path, 1, 1)[2]["sig"]
+    new_hash = rewrite_body(ledger_path, 1, 0, body, update_hash=True)
+    assert failure(ledger_path) == AuditFailure(
+        1, 0, new_hash, f"order {body['device']}:{FIRST_SLOT}:0: bad signature"
+    )
+
+
+def test_changed_difficulty(ledger_path: Path) -> None:
+    execute(ledger_path, "UPDATE blocks SET difficulty_bits = 2 WHERE height = 2")
+    assert failure(ledger_path) == AuditFailure(
+        2, None, None, f"difficulty 2 bits differs from the community's {DIFFICULTY}"
+    )
+
+
+def test_lowered_difficulty_in_the_genesis_community(ledger_path: Path) -> None:
+    _, _, body = tx_row(ledger_path, 0, 0)
+    body["ledger"]["difficulty_bits"] = 1
+    rewrite_body(ledger_path, 0, 0, body, update_hash=True)
+    assert failure(ledger_path) == AuditFailure(
+        0, None, None, f"difficulty {DIFFICULTY} bits differs from the community's 1"
+    )
+
+
+def test_swapped_member_key_in_genesis(ledger_path: Path) -> None:
+    _, _, body = tx_row(ledger_path, 0, 0)
+    body["members"][0]["public_key"] = Identity.derived("mallory", 1).public_key_hex
+    rewrite_body(ledger_path, 0, 0, body, update_hash=True)
+    assert failure(ledger_path) == AuditFailure(
+        0, None, None, "merkle root does not match the block's transactions"
+    )
+
+
+def test_a_body_out_of_canonical_form(ledger_path: Path) -> None:
+    _, _, body = tx_row(ledger_path, 3, 10)
+    del body["reason"]  # has a default, so it decodes, and the signature would still verify
+    new_hash = rewrite_body(ledger_path, 3, 10, body, update_hash=True)
+    found = failure(ledger_path)
+    assert (found.height, found.tx_index, found.tx_hash) == (3, 10, new_hash)
+    assert found.reason.endswith("body is not in canonical form")
+
+
+def test_a_body_with_a_float(ledger_path: Path) -> None:
+    _, _, body = tx_row(ledger_path, 2, 3)
+    text = canonical_json(body).decode().replace('"buy_wh":1200', '"buy_wh":1200.5')
+    execute(ledger_path, "UPDATE transactions SET body = ? WHERE height = 2 AND idx = 3", (text,))
+    found = failure(ledger_path)
+    assert (found.height, found.tx_index) == (2, 3)
+    assert found.reason == "stored body does not parse: number 1200.5 is not an integer"
+
+
+def test_a_header_column_of_the_wrong_type(ledger_path: Path) -> None:
+    execute(ledger_path, "UPDATE blocks SET nonce = 'many' WHERE height = 1")
+    found = failure(ledger_path)
+    assert (found.height, found.tx_index) == (1, None)
+    assert found.reason == "stored header: nonce: must be an integer, got str 'many'"
+
+
+def test_a_deleted_block(ledger_path: Path) -> None:
+    execute(ledger_path, "DELETE FROM transactions WHERE height = 2")
+    execute(ledger_path, "DELETE FROM blocks WHERE height = 2")
+    assert failure(ledger_path) == AuditFailure(3, None, None, "height 3 where 2 was expected")
+
+
+# -- chains built in memory, signed properly but breaking the rules ------------------
+
+
+def genesis(**changes: Any) -> Block:
+    community = dataclasses.replace(make_community(), **changes)
+    return build_block(None, -1, 1000, [Transaction.from_community(community)], DIFFICULTY, COORDINATOR)
+
+
+def orders_block(prev: Block, extra: list[Transaction]) -> Block:
+    txs = [Transaction.from_message("order", o) for o in slot_orders(FIRST_SLOT)] + extra
+    return build_block(prev.header, FIRST_SLOT, 2000, txs, DIFFICULTY, COORDINATOR)
+
+
+def index_of(block: Block, tx: Transaction) -> int:
+    return block.transactions.index(tx)
+
+
+def test_an_order_from_a_stranger() -> None:
+    stranger = Identity.derived("h999", 1)
+    order = stranger.sign(Order("h999", FIRST_SLOT, 0, "buy", (Step(100, 1),), 10))
+    tx = Transaction.from_message("order", order)
+    first = genesis()
+    block = orders_block(first, [tx])
+    assert verify_chain([first, block]) == AuditFailure(
+        1, index_of(block, tx), tx.tx_hash,
+        f"order h999:{FIRST_SLOT}:0: device 'h999' is not a member of the community",
+    )
+
+
+def test_an_order_signed_by_another_member() -> None:
+    forged = MEMBERS["h002"].sign(Order("h001", FIRST_SLOT, 5, "sell", (Step(100, 1),), 10))
+    tx = Transaction.from_message("order", forged)
+    first = genesis()
+    block = orders_block(first, [tx])
+    assert verify_chain([first, block]) == AuditFailure(
+        1, index_of(block, tx), tx.tx_hash, f"order h001:{FIRST_SLOT}:5: bad signature"
+    )
+
+
+def test_an_award_signed_by_a_member_instead_of_the_coordinator() -> None:
+    award = slot_outcome(FIRST_SLOT)[1].message()
+    tx = Transaction.from_message("award", MEMBERS["h001"].sign(award))
+    first = genesis()
+    block = orders_block(first, [tx])
+    assert verify_chain([first, block]) == AuditFailure(
+        1, index_of(block, tx), tx.tx_hash, f"award h001:{FIRST_SLOT}:0: bad signature"
+    )
+
+
+def test_a_second_community_after_genesis() -> None:
+    tx = Transaction.from_community(make_community())
+    first = genesis()
+    block = orders_block(first, [tx])
+    assert verify_chain([first, block]) == AuditFailure(
+        1, 0, tx.tx_hash, "a community transaction outside the genesis block"
+    )
+
+
+def test_genesis_must_hold_exactly_one_community() -> None:
+    txs = [Transaction.from_community(make_community()),
+           Transaction.from_message("order", slot_orders(FIRST_SLOT)[0])]
+    block = build_block(None, -1, 1000, txs, DIFFICULTY, COORDINATOR)
+    found = verify_chain([block])
+    assert isinstance(found, AuditFailure)
+    assert (found.height, found.reason) == (
+        0, "the genesis block must hold exactly one community transaction, holds ['community', 'order']"
+    )
+
+
+def test_genesis_must_be_signed_by_its_own_coordinator_key() -> None:
+    community = make_community()
+    block = build_block(None, -1, 1000, [Transaction.from_community(community)], DIFFICULTY, MEMBERS["h001"])
+    assert verify_chain([block]) == AuditFailure(
+        0, None, None, "header signature does not verify with the coordinator key"
+    )
+
+
+def test_genesis_without_a_coordinator_key() -> None:
+    block = genesis(coordinator_key="")
+    found = verify_chain([block])
+    assert isinstance(found, AuditFailure)
+    assert (found.height, found.tx_index) == (0, 0)
+    assert "names no coordinator_key" in found.reason
+
+
+def test_slots_must_increase() -> None:
+    first = genesis()
+    one = orders_block(first, [])
+    two = build_block(one.header, FIRST_SLOT + 1, 3000, [], DIFFICULTY, COORDINATOR)
+    back = dataclasses.replace(two.header, slot=FIRST_SLOT)
+    resigned = Block(COORDINATOR.sign(back), ())
+    found = verify_chain([first, one, resigned])
+    assert isinstance(found, AuditFailure)
+    assert found.reason == f"slot {FIRST_SLOT} does not follow the previous block's slot {FIRST_SLOT}"
+
+
+def test_the_same_transaction_twice() -> None:
+    first = genesis()
+    order = Transaction.from_message("order", slot_orders(FIRST_SLOT)[0])
+    block = build_block(first.header, FIRST_SLOT, 2000, [order, order], DIFFICULTY, COORDINATOR)
+    found = verify_chain([first, block])
+    assert isinstance(found, AuditFailure)
+    assert (found.height, found.tx_index) == (1, 0)
+    assert found.reason.endswith("recorded twice in a row")
+
+
+def test_an_empty_ledger_fails() -> None:
+    assert verify_chain([]) == AuditFailure(0, None, None, "the ledger holds no blocks (no genesis block)")
+
+
+def test_a_genesis_only_ledger_passes() -> None:
+    result = verify_chain([genesis()])
+    assert isinstance(result, AuditSummary)
+    assert (result.blocks, result.first_slot, result.last_slot, result.head_height) == (1, None, None, 0)

@@ -1,0 +1,43 @@
+"""Households drawn from the bundled feeder: deterministic, sized from the data."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulators.fleet import MAX_HOUSEHOLD_PV_W, PROSUMER_BATTERY, make_households
+from simulators.profiles import ProfileSet
+
+
+def test_the_same_arguments_give_the_same_households() -> None:
+    assert make_households(20, 7) == make_households(20, 7)
+    assert make_households(20, 7) != make_households(20, 8)
+
+
+def test_ids_roles_and_sizes() -> None:
+    profiles = ProfileSet.load_bundled()
+    feeder = {(h.load_profile, h.annual_kwh) for h in profiles.households}
+    households = make_households(150, 3, prosumer_pct=40)
+    assert [h.id for h in households] == [f"h{i:03d}" for i in range(1, 151)]
+    prosumers = [h for h in households if h.role == "prosumer"]
+    assert len(prosumers) == 60
+    for h in households:
+        assert (h.load_profile, h.annual_load_kwh) in feeder
+        if h.role == "prosumer":
+            assert h.pv_profile in profiles.names("pv") and 0 < h.pv_peak_w <= MAX_HOUSEHOLD_PV_W
+            assert h.battery == PROSUMER_BATTERY
+        else:
+            assert h.pv_profile is None and h.battery is None and h.pv_peak_w == 0
+
+
+@pytest.mark.parametrize(
+    ("n", "pct", "expected"), [(10, 0, 0), (10, 100, 10), (5, 50, 3), (1, 50, 1), (0, 50, 0)]
+)
+def test_prosumer_share_rounds_half_up(n: int, pct: int, expected: int) -> None:
+    assert sum(h.role == "prosumer" for h in make_households(n, 1, prosumer_pct=pct)) == expected
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="prosumer_pct"):
+        make_households(3, 1, prosumer_pct=101)
+    with pytest.raises(ValueError, match="n must be"):
+        make_households(-1, 1)
