@@ -48,14 +48,18 @@ def build_agent(path: Path) -> Agent:
     return Agent(core, devices, endpoint, section.clock)
 
 
-async def run_agents(agents: list[Agent]) -> None:
+async def run_agents(paths: list[Path]) -> list[Agent]:
+    """Build the agents inside the event loop (their Modbus clients need it) and run them."""
+    agents = [build_agent(path) for path in paths]
     await asyncio.gather(*(agent.run() for agent in agents))
+    return agents
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    agents = [build_agent(path) for path in args.config]
-    asyncio.run(run_agents(agents))
+    for path in args.config:
+        load_agent_config(path)  # configuration errors before anything starts
+    agents = asyncio.run(run_agents(args.config))
     total: Counter[str] = Counter()
     for agent in agents:
         total.update(agent.core.counts)

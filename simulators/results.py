@@ -84,6 +84,7 @@ def build_tables(
          "reason": reason}
         for ref, device, slot, kind, accepted, reason in _rows(
             cdb, "SELECT ref, device, slot, kind, accepted, reason FROM verdicts ORDER BY slot, ref")
+        if slot in run_slots
     ]
     cdb.close()
 

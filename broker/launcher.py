@@ -1,0 +1,152 @@
+"""Start an MQTT broker as a child process: mosquitto when installed, else embedded amqtt.
+
+Both are configured so that no queued QoS 1 message is lost for an offline persistent
+session: mosquitto's default ``max_queued_messages 1000`` silently drops the rest,
+so the generated configuration lifts the limit; amqtt queues nothing for anonymous
+sessions, so the embedded broker admits clients through our own plugin
+(:mod:`broker.embedded`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+READY_TIMEOUT_S = 10.0
+
+
+class BrokerError(RuntimeError):
+    """A broker could not be started; the message says why."""
+
+
+def find_mosquitto() -> str | None:
+    return shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+@dataclass
+class BrokerHandle:
+    kind: str
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+    workdir: Path
+    _tempdir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def url(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+            self._tempdir = None
+
+    def __enter__(self) -> BrokerHandle:
+        return self
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        self.stop()
+
+
+def mosquitto_version(executable: str) -> str:
+    out = subprocess.run([executable, "-h"], capture_output=True, text=True, check=False).stdout
+    first = out.splitlines()[0] if out else ""
+    return first.replace("mosquitto version ", "").strip() or "?"
+
+
+def mosquitto_config(host: str, port: int, workdir: Path) -> str:
+    return "\n".join([
+        f"listener {port} {host}",
+        "allow_anonymous true",
+        "max_queued_messages 0",  # 0: unlimited; the default 1000 drops QoS 1 messages
+        "max_queued_bytes 0",
+        "persistence true",
+        f"persistence_location {workdir}/",
+        "set_tcp_nodelay true",
+        f"log_dest file {workdir}/mosquitto.log",
+        "",
+    ])
+
+
+def start_broker(kind: str = "auto", port: int | None = None, host: str = "127.0.0.1",
+                 workdir: Path | None = None) -> BrokerHandle:
+    """Start a broker; ``kind`` is auto, mosquitto or embedded."""
+    mosquitto = find_mosquitto()
+    if kind == "auto":
+        kind = "mosquitto" if mosquitto else "embedded"
+    if kind not in ("mosquitto", "embedded"):
+        raise BrokerError(f"unknown broker kind {kind!r}")
+    if port is None:
+        port = free_port(host)
+    elif _port_in_use(host, port):
+        raise BrokerError(f"port {port} on {host} is already in use")
+    tempdir = None
+    if workdir is None:
+        tempdir = tempfile.TemporaryDirectory(prefix="gridmesh-broker-")
+        workdir = Path(tempdir.name)
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = (workdir / "broker.out").open("wb")
+    if kind == "mosquitto":
+        if mosquitto is None:
+            raise BrokerError("mosquitto is not installed (apt install mosquitto)")
+        conf = workdir / "mosquitto.conf"
+        conf.write_text(mosquitto_config(host, port, workdir))
+        cmd = [mosquitto, "-c", str(conf)]
+        label = f"mosquitto {mosquitto_version(mosquitto)}"
+    else:
+        cmd = [sys.executable, "-m", "broker.embedded", "--host", host, "--port", str(port)]
+        label = "embedded amqtt"
+    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    handle = BrokerHandle(label, host, port, process, workdir, tempdir)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            handle.stop()
+            text = (workdir / "broker.out").read_text(errors="replace") if tempdir is None else ""
+            if "in use" in text or _port_in_use(host, port):
+                raise BrokerError(f"port {port} on {host} is already in use")
+            raise BrokerError(f"{label} exited with code {process.returncode} at start")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return handle
+        except OSError:
+            time.sleep(0.05)
+    handle.stop()
+    raise BrokerError(f"{label} did not accept connections on {host}:{port} within "
+                      f"{READY_TIMEOUT_S:.0f} s")
