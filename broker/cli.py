@@ -1,10 +1,69 @@
-"""Command-line verbs of this package."""
+"""``gridmesh broker`` and ``gridmesh monitor``."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from broker.bus import Endpoint
+from broker.launcher import BrokerError, start_broker
+from broker.monitor import watch
+from gridmesh.cli import UsageError
+
+BROKER_EXAMPLE = """examples:
+  gridmesh broker --port 1884
+  gridmesh broker --port 1884 --kind embedded
+"""
+MONITOR_EXAMPLE = """examples:
+  gridmesh monitor --broker 127.0.0.1:1884 --community demo
+  gridmesh monitor --broker 127.0.0.1:1884 --topic 'gm/v1/demo/dev/+/order' --count 10
+"""
+
 
 def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add this package's verbs to the ``gridmesh`` command."""
+    broker = sub.add_parser(
+        "broker", help="start an MQTT broker (mosquitto if installed, else embedded)",
+        description="Start an MQTT broker configured so that no queued QoS 1 message is lost.",
+        epilog=BROKER_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    broker.add_argument("--port", type=int, default=1883)
+    broker.add_argument("--host", default="127.0.0.1")
+    broker.add_argument("--kind", choices=("auto", "mosquitto", "embedded"), default="auto")
+    broker.set_defaults(handler=run_broker)
+
+    monitor = sub.add_parser(
+        "monitor", help="print every message on a broker, decoded, one line each",
+        description="Subscribe to a community's topics and print each message decoded.",
+        epilog=MONITOR_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    monitor.add_argument("--broker", required=True, help="HOST:PORT")
+    monitor.add_argument("--community", help="community id (default: every community)")
+    monitor.add_argument("--topic", help="MQTT topic filter (default gm/v1/COMMUNITY/#)")
+    monitor.add_argument("--count", type=int, help="exit after this many messages")
+    monitor.set_defaults(handler=run_monitor)
+
+
+def run_broker(args: argparse.Namespace) -> int:
+    try:
+        handle = start_broker(args.kind, port=args.port, host=args.host)
+    except BrokerError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{handle.kind} on {handle.url} (Ctrl-C stops it)", flush=True)
+    try:
+        handle.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        handle.stop()
+    return 0
+
+
+def run_monitor(args: argparse.Namespace) -> int:
+    try:
+        endpoint = Endpoint.parse(args.broker)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    topic = args.topic or f"gm/v1/{args.community or '+'}/#"
+    try:
+        watch(endpoint.host, endpoint.port, topic, args.count)
+    except OSError as exc:
+        raise UsageError(f"cannot reach the broker at {endpoint}: {exc}") from None
+    return 0

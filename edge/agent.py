@@ -94,14 +94,20 @@ class Agent:
             timer = None
             if self.clock_mode == "wall":
                 timer = asyncio.create_task(self._wall_clock(bus))
+            reader = asyncio.create_task(self._read(bus))
+            finished = asyncio.create_task(self.finished.wait())
             try:
-                async for received in bus.messages():
-                    await self._dispatch(bus, received)
-                    if self.finished.is_set():
-                        break
+                await asyncio.wait({reader, finished}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                if timer is not None:
-                    timer.cancel()
+                for task in (reader, finished, timer):
+                    if task is not None:
+                        task.cancel()
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                raise reader.exception()  # type: ignore[misc]
+
+    async def _read(self, bus: BusConnection) -> None:
+        async for received in bus.messages():
+            await self._dispatch(bus, received)
 
     async def _dispatch(self, bus: BusConnection, received: Received) -> None:
         try:

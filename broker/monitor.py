@@ -1,0 +1,92 @@
+"""Watch the bus: every message decoded, one line each.
+
+:func:`format_message` is pure; :func:`watch` subscribes with paho and prints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from broker.codec import PayloadError
+from broker.messages import (
+    Award, BlockHeader, Clearing, ClockAck, ClockTick, Message, MeterReport, Order, Result,
+    Settlement, Status, Telemetry, decode,
+)
+from broker.topics import PREFIX, TopicError, parse_topic
+
+
+def _fields(msg: Message) -> str:
+    if isinstance(msg, Order):
+        steps = " ".join(f"{s.energy_wh}Wh@{s.price_u_per_kwh}" for s in msg.steps)
+        return f"{msg.order_id} {msg.side} {steps}"
+    if isinstance(msg, Result):
+        tail = f" ({msg.reason})" if msg.reason else ""
+        return f"{msg.kind} {msg.ref or '-'} {msg.status}{tail}"
+    if isinstance(msg, Award):
+        return (f"{msg.order_id} {msg.side} {msg.status} {msg.energy_wh}/{msg.ordered_wh}Wh "
+                f"@{msg.price_u_per_kwh} amount {msg.amount_u}u")
+    if isinstance(msg, Clearing):
+        return (f"slot {msg.slot} price {msg.price_u_per_kwh} orders {msg.orders} p2p {msg.p2p_wh}Wh "
+                f"grid +{msg.grid_import_wh}/-{msg.grid_export_wh}Wh trades {len(msg.trades)}")
+    if isinstance(msg, MeterReport):
+        return f"{msg.device} slot {msg.slot} import {msg.import_wh}Wh export {msg.export_wh}Wh"
+    if isinstance(msg, Settlement):
+        return (f"{msg.device} slot {msg.slot} bill {msg.bill_u}u (no trade {msg.notrade_bill_u}u) "
+                f"deviation {msg.deviation_wh}Wh")
+    if isinstance(msg, BlockHeader):
+        return f"height {msg.height} slot {msg.slot} txs {msg.tx_count} nonce {msg.nonce}"
+    if isinstance(msg, Telemetry):
+        return (f"{msg.device} grid {msg.grid_power_w}W pv {msg.pv_power_w}W "
+                f"battery {msg.battery_power_w}W soc {msg.soc_pct}%")
+    if isinstance(msg, Status):
+        return f"{msg.device} {msg.state}"
+    if isinstance(msg, ClockTick):
+        return f"seq {msg.seq} t {msg.t_s}{' last' if msg.last else ''}"
+    if isinstance(msg, ClockAck):
+        return f"{msg.participant} seq {msg.seq}"
+    return ""
+
+
+def format_message(topic: str, msg: Message, t_s: float | None = None) -> str:
+    """One line: local time, topic without the ``gm/v1/`` prefix, type and key fields."""
+    stamp = time.strftime("%H:%M:%S", time.localtime(t_s if t_s is not None else time.time()))
+    short = topic.removeprefix(f"{PREFIX}/")
+    return f"{stamp} {short} {msg.TYPE} {_fields(msg)}"
+
+
+def format_payload(topic: str, payload: bytes, t_s: float | None = None) -> str:
+    """Decode by topic and format; a payload that does not decode gives a ``!!`` line."""
+    from broker.topics import TYPE_OF_KIND
+    from broker.messages import MESSAGE_TYPES
+
+    try:
+        expected = MESSAGE_TYPES[TYPE_OF_KIND[parse_topic(topic).kind]]
+        return format_message(topic, decode(payload, expected), t_s)
+    except (PayloadError, TopicError) as exc:
+        return f"!! {topic}: {exc}"
+
+
+def watch(host: str, port: int, topic_filter: str, count: int | None,
+          emit: Callable[[str], None] = print) -> int:
+    """Print messages until ``count`` have been seen (or forever); returns how many."""
+    import paho.mqtt.client as mqtt
+
+    seen = 0
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+
+    def on_connect(c: mqtt.Client, _u: object, _f: object, _rc: object, _p: object = None) -> None:
+        c.subscribe(topic_filter, qos=1)
+
+    def on_message(c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        nonlocal seen
+        emit(format_payload(message.topic, message.payload))
+        seen += 1
+        if count is not None and seen >= count:
+            c.disconnect()
+
+    client.on_connect = on_connect
+    client.on_message = on_message
+    client.connect(host, port)
+    client.loop_forever()
+    return seen
