@@ -18,7 +18,7 @@ from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 
 
-class MemberAuthPlugin(BaseAuthPlugin):
+class MemberAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
     """Admit clients that name themselves; never mark a session anonymous."""
 
     async def authenticate(self, *, session: Session) -> bool:

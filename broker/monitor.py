@@ -10,8 +10,19 @@ from collections.abc import Callable
 
 from broker.codec import PayloadError
 from broker.messages import (
-    Award, BlockHeader, Clearing, ClockAck, ClockTick, Message, MeterReport, Order, Result,
-    Settlement, Status, Telemetry, decode,
+    Award,
+    BlockHeader,
+    Clearing,
+    ClockAck,
+    ClockTick,
+    Message,
+    MeterReport,
+    Order,
+    Result,
+    Settlement,
+    Status,
+    Telemetry,
+    decode,
 )
 from broker.topics import PREFIX, TopicError, parse_topic
 
@@ -57,8 +68,8 @@ def format_message(topic: str, msg: Message, t_s: float | None = None) -> str:
 
 def format_payload(topic: str, payload: bytes, t_s: float | None = None) -> str:
     """Decode by topic and format; a payload that does not decode gives a ``!!`` line."""
-    from broker.topics import TYPE_OF_KIND
     from broker.messages import MESSAGE_TYPES
+    from broker.topics import TYPE_OF_KIND
 
     try:
         expected = MESSAGE_TYPES[TYPE_OF_KIND[parse_topic(topic).kind]]
@@ -73,14 +84,16 @@ def watch(host: str, port: int, topic_filter: str, count: int | None,
     import paho.mqtt.client as mqtt
 
     seen = 0
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
 
     def on_connect(c: mqtt.Client, _u: object, _f: object, _rc: object, _p: object = None) -> None:
         c.subscribe(topic_filter, qos=1)
 
     def on_message(c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
         nonlocal seen
-        emit(format_payload(message.topic, message.payload))
+        emit(format_payload(message.topic, bytes(message.payload)))
         seen += 1
         if count is not None and seen >= count:
             c.disconnect()

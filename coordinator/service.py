@@ -17,7 +17,13 @@ from broker.codec import PayloadError
 from broker.community import Community
 from broker.identity import Identity
 from broker.messages import (
-    BlockHeader, Message, MeterReport, Order, Result, decode,
+    BlockHeader,
+    Message,
+    MeterReport,
+    Order,
+    Result,
+    Settlement,
+    decode,
 )
 from broker.schema import to_dict
 from broker.topics import Topics
@@ -140,7 +146,7 @@ class Coordinator:
         reports = self.intake.take_slot_reports(settled_slot)
         past_awards = self.store.awards(settled_slot)
         members = sorted(set(past_awards) | set(reports))
-        settlements = ()
+        settlements: tuple[Settlement, ...] = ()
         if members:
             slot_settlement = settle_slot(
                 settled_slot, members, past_awards, reports, self.community.tariff

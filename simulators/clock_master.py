@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from broker.bus import BusConnection, Received
 from broker.codec import PayloadError
 from broker.messages import Clearing, ClockAck, ClockTick, Status, decode
-from broker.topics import Topics, TopicError, parse_topic
+from broker.topics import TopicError, Topics, parse_topic
 
 
 class ClockStalled(RuntimeError):

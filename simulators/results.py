@@ -100,7 +100,7 @@ def build_tables(
             flows[key][name] += getattr(record.flows, name)
         soc_end[key] = record.soc_pct
 
-    household_slots = []
+    household_slots: list[dict[str, Any]] = []
     for h in households:
         for slot in run_slots:
             f = flows[(h.id, slot)]
@@ -119,8 +119,8 @@ def build_tables(
 
     import_limit_wh = community.grid.import_limit_wh(slot_s)
     export_limit_wh = community.grid.export_limit_wh(slot_s)
-    slot_rows = []
-    trades = []
+    slot_rows: list[dict[str, Any]] = []
+    trades: list[dict[str, Any]] = []
     for slot in run_slots:
         rows = [r for r in household_slots if r["slot"] == slot]
         net = sum(r["import_wh"] - r["export_wh"] for r in rows)
@@ -142,7 +142,7 @@ def build_tables(
                            "energy_wh": t.energy_wh, "price_u_per_kwh": clearing.price_u_per_kwh}
                           for t in clearing.trades)
 
-    household_rows = []
+    household_rows: list[dict[str, Any]] = []
     for h in households:
         rows = [r for r in household_slots if r["household"] == h.id]
         bill = sum(r["bill_u"] for r in rows)

@@ -13,6 +13,7 @@ import contextlib
 import shutil
 import sys
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -238,9 +239,9 @@ async def _watch(processes: list[tuple[str, asyncio.subprocess.Process, Path]]) 
     await asyncio.Event().wait()  # all exited cleanly: the clock finishes on its own
 
 
-async def _race(main: object, watchdog: asyncio.Task[None]) -> None:
+async def _race(main: Awaitable[None], watchdog: asyncio.Task[None]) -> None:
     """Await ``main`` but fail early if the watchdog reports a dead process."""
-    task = asyncio.ensure_future(main)  # type: ignore[arg-type]
+    task = asyncio.ensure_future(main)
     done, _ = await asyncio.wait({task, watchdog}, return_when=asyncio.FIRST_COMPLETED)
     if watchdog in done:
         task.cancel()
