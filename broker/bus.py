@@ -7,8 +7,9 @@ island mode and outboxes belong to the agent and the coordinator, which catch
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aiomqtt
@@ -92,3 +93,24 @@ async def connect(
     )
     async with client:
         yield BusConnection(client)
+
+
+BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+async def keep_connected(
+    session: Callable[[], Awaitable[None]],
+    finished: asyncio.Event,
+    on_retry: Callable[[Exception, float], None],
+) -> None:
+    """Run ``session`` again after each lost connection, backing off, until ``finished``."""
+    attempt = 0
+    while not finished.is_set():
+        try:
+            await session()
+            attempt = 0
+        except BusError as exc:
+            delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+            attempt += 1
+            on_retry(exc, delay)
+            await asyncio.sleep(delay)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from broker.bus import BusConnection, BusError, Endpoint, connect
+from broker.bus import BusConnection, Endpoint, connect, keep_connected
 from broker.clock import Clock, ManualClock, WallClock
 from broker.codec import PayloadError
 from broker.messages import ClockAck, ClockTick, Status, decode
@@ -17,7 +17,6 @@ from broker.topics import TopicError, parse_topic
 from coordinator.service import Coordinator, Outgoing
 
 log = logging.getLogger("gridmesh.coordinator")
-BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 
 
 class CoordinatorLoop:
@@ -29,18 +28,11 @@ class CoordinatorLoop:
         self.finished = asyncio.Event()
 
     async def run(self) -> None:
-        attempt = 0
-        while not self.finished.is_set():
-            try:
-                await self._session()
-                attempt = 0
-            except BusError as exc:
-                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-                attempt += 1
-                self.coordinator.counts["reconnects"] += 1
-                log.warning("broker %s unreachable (%s); retrying in %.1f s",
-                            self.endpoint, exc, delay)
-                await asyncio.sleep(delay)
+        def retry(exc: Exception, delay: float) -> None:
+            self.coordinator.counts["reconnects"] += 1
+            log.warning("broker %s unreachable (%s); retrying in %.1f s", self.endpoint, exc, delay)
+
+        await keep_connected(self._session, self.finished, retry)
 
     async def _session(self) -> None:
         coord = self.coordinator

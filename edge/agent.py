@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import Protocol
 
-from broker.bus import BusConnection, BusError, Endpoint, Received, connect
+from broker.bus import BusConnection, Endpoint, Received, connect, keep_connected
 from broker.clock import WallClock
 from broker.codec import PayloadError
 from broker.messages import (
@@ -32,7 +32,6 @@ from edge.readings import Readings
 
 log = logging.getLogger("gridmesh.edge")
 ACK_WAIT_S = 30.0
-BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 class HouseholdDevices(Protocol):
@@ -66,18 +65,12 @@ class Agent:
 
     async def run(self) -> None:
         """Run until the virtual clock's last tick (bus clock) or until cancelled."""
-        attempt = 0
-        while not self.finished.is_set():
-            try:
-                await self._session()
-                attempt = 0
-            except BusError as exc:
-                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-                attempt += 1
-                self.core.counts["reconnects"] += 1
-                log.warning("%s: broker %s unreachable (%s); retrying in %.1f s",
-                            self.device, self.endpoint, exc, delay)
-                await asyncio.sleep(delay)
+        def retry(exc: Exception, delay: float) -> None:
+            self.core.counts["reconnects"] += 1
+            log.warning("%s: broker %s unreachable (%s); retrying in %.1f s",
+                        self.device, self.endpoint, exc, delay)
+
+        await keep_connected(self._session, self.finished, retry)
         await self.devices.close()
 
     async def _session(self) -> None:
