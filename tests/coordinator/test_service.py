@@ -1,0 +1,65 @@
+"""The coordinator's handling of payloads, with a real SQLite store and ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from broker.community import Community, Member
+from broker.identity import Identity
+from broker.messages import Order, Result, Step, encode
+from coordinator.service import Coordinator
+from coordinator.store import CoordinatorStore
+from ledger.store import LedgerStore
+from ledger.writer import LedgerWriter
+
+ALICE = Identity.derived("alice", 1)
+BOSS = Identity.derived("coordinator", 1)
+COMMUNITY = Community(coordinator_key=BOSS.public_key_hex,
+                      members=(Member("alice", ALICE.public_key_hex),))
+NOW = 89_000  # slot 100's gate closes at 89700
+
+
+def coordinator(tmp_path: Path) -> Coordinator:
+    ledger = LedgerWriter(LedgerStore(tmp_path / "ledger.db"), BOSS, COMMUNITY.ledger.difficulty_bits)
+    return Coordinator(COMMUNITY, BOSS, CoordinatorStore(tmp_path / "coordinator.db"), ledger)
+
+
+def only_result(out: list) -> Result:  # type: ignore[type-arg]
+    assert len(out) == 1 and out[0].topic == "gm/v1/demo/dev/alice/result"
+    assert isinstance(out[0].message, Result)
+    return out[0].message
+
+
+def test_a_malformed_payload_is_rejected_on_the_result_topic(tmp_path: Path) -> None:
+    coord = coordinator(tmp_path)
+    result = only_result(coord.handle("order", "alice", b'{"schema":1,"type":"order"', NOW))
+    assert result.status == "rejected" and "not JSON" in result.reason
+    assert coord.counts["payload_rejected"] == 1
+
+
+def test_an_unsigned_order_is_rejected_and_the_coordinator_goes_on(tmp_path: Path) -> None:
+    coord = coordinator(tmp_path)
+    unsigned = Order("alice", 100, 0, "buy", (Step(500, 300_000),), NOW)
+    result = only_result(coord.handle("order", "alice", encode(unsigned), NOW))
+    assert (result.status, result.reason) == ("rejected", "bad signature")
+    good = ALICE.sign(Order("alice", 100, 1, "buy", (Step(500, 300_000),), NOW))
+    accepted = only_result(coord.handle("order", "alice", encode(good), NOW))
+    assert accepted.status == "accepted" and accepted.ref == "alice:100:1"
+
+
+def test_a_duplicate_gets_the_very_first_result(tmp_path: Path) -> None:
+    coord = coordinator(tmp_path)
+    order = encode(ALICE.sign(Order("alice", 100, 0, "buy", (Step(500, 300_000),), NOW)))
+    first = only_result(coord.handle("order", "alice", order, NOW))
+    again = only_result(coord.handle("order", "alice", order, NOW + 100))
+    assert again == first
+
+
+def test_gate_closure_awards_every_order_and_seals_a_block(tmp_path: Path) -> None:
+    coord = coordinator(tmp_path)
+    order = ALICE.sign(Order("alice", 100, 0, "buy", (Step(500, 300_000),), NOW))
+    coord.handle("order", "alice", encode(order), NOW)
+    out = coord.advance(89_700)
+    kinds = [o.message.TYPE for o in out]
+    assert kinds.count("clearing") == 1 and kinds.count("award") == 1 and kinds[-1] == "block"
+    assert coord.store.progress("cleared_through") == 100
