@@ -165,33 +165,38 @@ def clear_call_auction(
     )
 
 
+def _ranked(quotes: list[_Quote], filled: dict[str, int], best_first: bool) -> list[tuple[str, int]]:
+    """Filled parties as (device, energy), best limit price first, ties by order id."""
+    best: dict[str, tuple[int, str]] = {}
+    for q in quotes:
+        if filled.get(q.owner, 0) > 0:
+            key = (-q.price if best_first else q.price, q.device)
+            best[q.owner] = min(best.get(q.owner, key), key)
+    return [(best[owner][1], filled[owner]) for owner in sorted(best, key=lambda o: (best[o][0], o))]
+
+
 def _pair(bids: list[_Quote], bought: dict[str, int], asks: list[_Quote],
           sold: dict[str, int]) -> tuple[Trade, ...]:
     """Pair filled sellers (cheapest first) with filled buyers (highest first), greedily."""
-    def ranked(quotes: list[_Quote], filled: dict[str, int], best_first: bool) -> list[list[object]]:
-        best: dict[str, tuple[int, str]] = {}
-        for q in quotes:
-            if filled.get(q.owner, 0) > 0:
-                key = -q.price if best_first else q.price
-                best[q.owner] = min(best.get(q.owner, (key, q.device)), (key, q.device))
-        order = sorted(best, key=lambda o: (best[o][0], o))
-        return [[best[o][1], filled[o]] for o in order]
-
-    buyers = ranked(bids, bought, True)
-    sellers = ranked(asks, sold, False)
+    buyers = _ranked(bids, bought, best_first=True)
+    sellers = _ranked(asks, sold, best_first=False)
     merged: dict[tuple[str, str], int] = defaultdict(int)
     i = j = 0
+    buyer_left = buyers[0][1] if buyers else 0
+    seller_left = sellers[0][1] if sellers else 0
     while i < len(buyers) and j < len(sellers):
-        take = min(int(buyers[i][1]), int(sellers[j][1]))  # type: ignore[call-overload]
-        buyer, seller = str(buyers[i][0]), str(sellers[j][0])
-        if take > 0 and not (buyer == GRID and seller == GRID):
+        take = min(buyer_left, seller_left)
+        buyer, seller = buyers[i][0], sellers[j][0]
+        if not (buyer == GRID and seller == GRID):
             merged[(buyer, seller)] += take
-        buyers[i][1] = int(buyers[i][1]) - take  # type: ignore[call-overload]
-        sellers[j][1] = int(sellers[j][1]) - take  # type: ignore[call-overload]
-        if buyers[i][1] == 0:
+        buyer_left -= take
+        seller_left -= take
+        if buyer_left == 0:
             i += 1
-        if sellers[j][1] == 0:
+            buyer_left = buyers[i][1] if i < len(buyers) else 0
+        if seller_left == 0:
             j += 1
+            seller_left = sellers[j][1] if j < len(sellers) else 0
     return tuple(Trade(b, s, e) for (b, s), e in sorted(merged.items()))
 
 

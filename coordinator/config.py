@@ -17,7 +17,7 @@ from pathlib import Path
 from broker.community import Community
 from broker.identity import Identity
 from broker.schema import bounded
-from gridmesh.config import ConfigError, build, read_yaml
+from gridmesh.config import ConfigError, build, load_identity, read_yaml, relative_to
 
 
 @dataclass(frozen=True)
@@ -46,20 +46,11 @@ def load_coordinator_config(path: Path) -> CoordinatorConfig:
     source = str(path)
     parsed = build(CoordinatorFile, read_yaml(path), source)
     section, community = parsed.coordinator, parsed.community
-    key_path = _relative(path, section.key_file)
-    try:
-        identity = Identity.from_private_hex(
-            community.coordinator_id, key_path.read_text(encoding="ascii").strip())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(source, "coordinator.key_file", f"{key_path}: {exc}") from None
+    identity = load_identity(path, section.key_file, community.coordinator_id,
+                             "coordinator.key_file")
     if not community.coordinator_key:
         community = dataclasses.replace(community, coordinator_key=identity.public_key_hex)
     elif community.coordinator_key != identity.public_key_hex:
         raise ConfigError(source, "community.coordinator_key",
                           "does not match the public key of coordinator.key_file")
-    return CoordinatorConfig(section, community, identity, _relative(path, section.data_dir))
-
-
-def _relative(config_path: Path, value: str) -> Path:
-    p = Path(value)
-    return p if p.is_absolute() else config_path.parent / p
+    return CoordinatorConfig(section, community, identity, relative_to(path, section.data_dir))

@@ -39,9 +39,16 @@ class Intake:
     cleared_through: int = -1  # highest slot already cleared
     settled_through: int = -1  # highest slot already settled
 
-    def _member_key(self, device: str) -> str | None:
-        member = self.community.member(device)
-        return member.public_key if member else None
+    def _sender_problem(self, msg: Order | MeterReport, topic_device: str) -> str:
+        """The checks every submission passes: its topic, its member, its signature."""
+        if msg.device != topic_device:
+            return f"device {msg.device!r} does not match the topic's device {topic_device!r}"
+        member = self.community.member(msg.device)
+        if member is None:
+            return f"unknown device {msg.device!r}: not a member of {self.community.id}"
+        if not self.verifier.verify(msg, member.public_key):
+            return "bad signature"
+        return ""
 
     def _remember(self, ref: str, slot: int, reason: str) -> Verdict:
         verdict = Verdict(ref, slot, not reason, reason)
@@ -65,14 +72,12 @@ class Intake:
         return self._remember(ref, order.slot, reason)
 
     def _order_problem(self, order: Order, topic_device: str, now_s: int) -> str:
+        problem = self._sender_problem(order, topic_device)
+        if problem:
+            return problem
         times = self.community.market.times
-        if order.device != topic_device:
-            return f"device {order.device!r} does not match the topic's device {topic_device!r}"
         member = self.community.member(order.device)
-        if member is None:
-            return f"unknown device {order.device!r}: not a member of {self.community.id}"
-        if not self.verifier.verify(order, member.public_key):
-            return "bad signature"
+        assert member is not None
         if order.slot <= self.cleared_through:
             return f"slot {order.slot} is already cleared"
         if not times.is_open(order.slot, now_s):
@@ -110,14 +115,10 @@ class Intake:
         return self._remember(ref, report.slot, reason)
 
     def _report_problem(self, report: MeterReport, topic_device: str, now_s: int) -> str:
+        problem = self._sender_problem(report, topic_device)
+        if problem:
+            return problem
         times = self.community.market.times
-        if report.device != topic_device:
-            return f"device {report.device!r} does not match the topic's device {topic_device!r}"
-        key = self._member_key(report.device)
-        if key is None:
-            return f"unknown device {report.device!r}: not a member of {self.community.id}"
-        if not self.verifier.verify(report, key):
-            return "bad signature"
         if now_s < times.end_s(report.slot):
             return f"slot {report.slot} has not ended yet (ends at {times.end_s(report.slot)})"
         if report.slot <= self.settled_through:

@@ -132,9 +132,6 @@ class CoordinatorStore:
                 intake.reports[slot][report.device] = report
         return intake
 
-    def table_rows(self, table: str) -> list[dict[str, Any]]:
-        return list(self.db[table].rows)
-
     def close(self) -> None:
         self.db.close()
 

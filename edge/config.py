@@ -23,7 +23,7 @@ from broker.community import Community
 from broker.identity import Identity
 from broker.messages import ID
 from broker.schema import bounded
-from gridmesh.config import ConfigError, build, read_yaml
+from gridmesh.config import ConfigError, build, load_identity, read_yaml
 
 
 @dataclass(frozen=True)
@@ -72,17 +72,7 @@ def load_agent_config(path: Path) -> AgentConfig:
     source = str(path)
     parsed = build(AgentFile, read_yaml(path), source)
     section = parsed.agent
-    key_path = Path(section.key_file)
-    if not key_path.is_absolute():
-        key_path = path.parent / key_path
-    try:
-        key_hex = key_path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(source, "agent.key_file", f"cannot read {key_path}: {exc}") from None
-    try:
-        identity = Identity.from_private_hex(section.device, key_hex)
-    except ValueError as exc:
-        raise ConfigError(source, "agent.key_file", str(exc)) from None
+    identity = load_identity(path, section.key_file, section.device, "agent.key_file")
     if not parsed.community.coordinator_key:
         raise ConfigError(source, "community.coordinator_key",
                           "missing: the agent must know the coordinator's public key")

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from broker.identity import Identity
 from broker.schema import SchemaError, from_dict
 
 T = TypeVar("T")
@@ -82,3 +83,18 @@ def build(cls: type[T], data: dict[str, Any], source: str) -> T:
 
 def load(cls: type[T], path: Path) -> T:
     return build(cls, read_yaml(path), str(path))
+
+
+def relative_to(config_path: Path, value: str) -> Path:
+    """A path from a configuration file, relative to that file unless absolute."""
+    path = Path(value)
+    return path if path.is_absolute() else config_path.parent / path
+
+
+def load_identity(config_path: Path, key_file: str, name: str, key_path: str) -> Identity:
+    """Read the hex Ed25519 private key at ``key_file``; ConfigError names ``key_path``."""
+    source = relative_to(config_path, key_file)
+    try:
+        return Identity.from_private_hex(name, source.read_text(encoding="ascii").strip())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(str(config_path), key_path, f"cannot use {source}: {exc}") from None

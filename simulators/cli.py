@@ -58,19 +58,21 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
     from ledger.store import LedgerStore
-    from ledger.verify import verify_chain
+    from ledger.verify import AuditFailure, verify_chain
 
     ledger = LedgerStore.open_readonly(out / "ledger.db")
     try:
         audit = verify_chain(ledger.blocks())
     finally:
         ledger.close()
+    failed = isinstance(audit, AuditFailure)
     tables = build_tables(artifacts.records, artifacts.households, artifacts.community,
                           out / "coordinator.db", artifacts.first_slot, tb.slots)
     write_results(out, tables)
     summary = summarize(
         tables, tb.households, tb.slots,
-        ledger_height=getattr(audit, "head_height", -1), head_hash=getattr(audit, "head_hash", ""),
+        ledger_height=-1 if isinstance(audit, AuditFailure) else audit.head_height,
+        head_hash="" if isinstance(audit, AuditFailure) else audit.head_hash,
         broker=artifacts.broker_kind, wall_s=artifacts.wall_s,
     )
     write_summary(out, summary)
@@ -79,6 +81,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary.__dict__))
     else:
         print("\n".join(summary.lines()))
-        print(f"ledger audit      {'passed' if not hasattr(audit, 'reason') else 'FAILED: ' + str(audit)}")
+        print(f"ledger audit      {'FAILED: ' + str(audit) if failed else 'passed'}")
         print(f"results           {out}/results.db, {out}/*.csv, {out}/ledger.db")
-    return 0 if not hasattr(audit, "reason") else 1
+    return 1 if failed else 0

@@ -117,12 +117,18 @@ def build_tables(
                 "notrade_bill_u": settlement.notrade_bill_u if settlement else 0,
             })
 
+    by_slot: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    by_household: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in household_slots:
+        by_slot[row["slot"]].append(row)
+        by_household[row["household"]].append(row)
+
     import_limit_wh = community.grid.import_limit_wh(slot_s)
     export_limit_wh = community.grid.export_limit_wh(slot_s)
     slot_rows: list[dict[str, Any]] = []
     trades: list[dict[str, Any]] = []
     for slot in run_slots:
-        rows = [r for r in household_slots if r["slot"] == slot]
+        rows = by_slot[slot]
         net = sum(r["import_wh"] - r["export_wh"] for r in rows)
         clearing = clearings.get(slot)
         slot_rows.append({
@@ -144,7 +150,7 @@ def build_tables(
 
     household_rows: list[dict[str, Any]] = []
     for h in households:
-        rows = [r for r in household_slots if r["household"] == h.id]
+        rows = by_household[h.id]
         bill = sum(r["bill_u"] for r in rows)
         notrade = sum(r["notrade_bill_u"] for r in rows)
         household_rows.append({

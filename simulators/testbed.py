@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import shutil
 import sys
 import time
@@ -68,8 +69,6 @@ def _community_with_members(
     members = tuple(
         Member(h.id, identities[h.id].public_key_hex, h.role) for h in households
     )
-    import dataclasses
-
     community = dataclasses.replace(
         config.community, members=members, coordinator_key=coordinator.public_key_hex
     )
