@@ -44,14 +44,24 @@ class Received:
 
 
 class BusConnection:
-    """One open MQTT session."""
+    """One open MQTT session.
+
+    :meth:`messages` yields only messages whose topic matches a filter this connection
+    subscribed to. A broker may deliver more: amqtt 0.12 sends a connecting client the
+    retained messages matching *any* client's subscriptions.
+    """
 
     def __init__(self, client: aiomqtt.Client) -> None:
         self._client = client
+        self._filters: list[str] = []
 
     async def subscribe(self, filters: Sequence[str], qos: int = 1) -> None:
         if filters:
+            self._filters.extend(filters)
             await self._client.subscribe([(f, qos) for f in filters])
+
+    def subscribed_to(self, topic: str) -> bool:
+        return any(aiomqtt.Topic(topic).matches(f) for f in self._filters)
 
     async def publish(
         self, topic: str, msg: Message | bytes, qos: int = 1, retain: bool = False
@@ -61,6 +71,8 @@ class BusConnection:
 
     async def messages(self) -> AsyncIterator[Received]:
         async for message in self._client.messages:
+            if not self.subscribed_to(message.topic.value):
+                continue
             payload = message.payload
             data = payload if isinstance(payload, bytes) else str(payload).encode()
             yield Received(str(message.topic), data)

@@ -18,6 +18,8 @@ from coordinator.service import Coordinator, Outgoing
 
 log = logging.getLogger("gridmesh.coordinator")
 
+SUBMISSIONS = ("order", "report")
+
 
 class CoordinatorLoop:
     def __init__(self, coordinator: Coordinator, endpoint: Endpoint, clock_mode: str) -> None:
@@ -26,6 +28,7 @@ class CoordinatorLoop:
         self.clock_mode = clock_mode
         self.clock: Clock = ManualClock(0) if clock_mode == "bus" else WallClock()
         self.finished = asyncio.Event()
+        self.clock_started = clock_mode == "wall"
 
     async def run(self) -> None:
         def retry(exc: Exception, delay: float) -> None:
@@ -41,7 +44,7 @@ class CoordinatorLoop:
         status_topic = topics.device(name, "status")
         will = (status_topic, Status(name, "offline", 0))
         async with connect(self.endpoint, f"{coord.community.id}-{name}", will=will) as bus:
-            filters = [topics.all_devices("order"), topics.all_devices("report")]
+            filters = [topics.all_devices(kind) for kind in SUBMISSIONS]
             if self.clock_mode == "bus":
                 filters.append(topics.tick)
             await bus.subscribe(filters)
@@ -59,13 +62,18 @@ class CoordinatorLoop:
                         await self._on_tick(bus, received.payload)
                         if self.finished.is_set():
                             return
-                    elif parsed.name is not None:
-                        out = coord.handle(parsed.kind, parsed.name, received.payload,
-                                           self.clock.now_s())
-                        await _publish_all(bus, out)
+                    elif parsed.name is not None and parsed.kind in SUBMISSIONS:
+                        await _publish_all(bus, self._submission(parsed.kind, parsed.name,
+                                                                 received.payload))
             finally:
                 if timer is not None:
                     timer.cancel()
+
+    def _submission(self, kind: str, device: str, payload: bytes) -> list[Outgoing]:
+        if not self.clock_started:
+            return self.coordinator.refuse(device, "the market clock has not started yet",
+                                           self.clock.now_s())
+        return self.coordinator.handle(kind, device, payload, self.clock.now_s())
 
     async def _on_tick(self, bus: BusConnection, payload: bytes) -> None:
         try:
@@ -76,6 +84,7 @@ class CoordinatorLoop:
         assert isinstance(tick, ClockTick) and isinstance(self.clock, ManualClock)
         if tick.t_s > self.clock.now_s():
             self.clock.set(tick.t_s)
+        self.clock_started = True
         await _publish_all(bus, self.coordinator.advance(tick.t_s))
         name = self.coordinator.community.coordinator_id
         await bus.publish(self.coordinator.topics.ack(name), ClockAck(name, tick.seq))

@@ -77,15 +77,12 @@ class Coordinator:
 
     def handle(self, kind: str, device: str, payload: bytes, now_s: int) -> list[Outgoing]:
         """Handle one order or report payload from ``device``'s topic."""
-        self._ensure_started(now_s)
         expected = Order if kind == "order" else MeterReport
         try:
             msg = decode(payload, expected)
         except PayloadError as exc:
-            self.counts["payload_rejected"] += 1
-            log.warning("rejected payload from %s on %s: %s", device, kind, exc.reason)
-            result = self._result(device, "", "payload", False, exc.reason, now_s)
-            return [Outgoing(self.topics.device(device, "result"), result)]
+            return self.refuse(device, exc.reason, now_s)
+        self._ensure_started(now_s)
         if isinstance(msg, Order):
             verdict = self.intake.submit_order(msg, device, now_s)
         else:
@@ -93,6 +90,13 @@ class Coordinator:
             verdict = self.intake.submit_report(msg, device, now_s)
         return [Outgoing(self.topics.device(device, "result"),
                          self._answer(verdict, kind, device, payload, now_s))]
+
+    def refuse(self, device: str, reason: str, now_s: int) -> list[Outgoing]:
+        """Reject a payload that cannot be read as a submission, saying why."""
+        self.counts["payload_rejected"] += 1
+        log.warning("rejected payload from %s: %s", device, reason)
+        result = self._result(device, "", "payload", False, reason, now_s)
+        return [Outgoing(self.topics.device(device, "result"), result)]
 
     def _answer(self, verdict: Verdict, kind: str, device: str, payload: bytes, now_s: int) -> Result:
         if not verdict.first_time:

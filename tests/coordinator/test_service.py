@@ -37,6 +37,14 @@ def test_a_malformed_payload_is_rejected_on_the_result_topic(tmp_path: Path) -> 
     assert coord.counts["payload_rejected"] == 1
 
 
+def test_a_payload_of_the_wrong_type_starts_nothing(tmp_path: Path) -> None:
+    coord = coordinator(tmp_path)
+    status = b'{"device":"alice","schema":1,"state":"online","t_s":0,"type":"status"}'
+    result = only_result(coord.handle("report", "alice", status, 0))
+    assert result.status == "rejected" and "expected 'report'" in result.reason
+    assert coord.ledger.store.head() is None and coord.next_gate_slot is None
+
+
 def test_an_unsigned_order_is_rejected_and_the_coordinator_goes_on(tmp_path: Path) -> None:
     coord = coordinator(tmp_path)
     unsigned = Order("alice", 100, 0, "buy", (Step(500, 300_000),), NOW)
