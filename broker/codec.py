@@ -42,9 +42,20 @@ def _check_no_float(value: Any, path: str) -> None:
             _check_no_float(item, f"{path}[{index}]")
 
 
+def _has_float_or_odd_key(value: Any) -> bool:
+    """A quick scan; :func:`_check_no_float` then finds the path for the message."""
+    kind = type(value)
+    if kind is dict:
+        return any(type(k) is not str or _has_float_or_odd_key(v) for k, v in value.items())
+    if kind is list or kind is tuple:
+        return any(_has_float_or_odd_key(v) for v in value)
+    return kind is not int and kind is not str and kind is not bool and value is not None
+
+
 def canonical_json(value: Any) -> bytes:
     """Encode ``value`` canonically: sorted keys, no spaces, UTF-8, no floats."""
-    _check_no_float(value, "$")
+    if _has_float_or_odd_key(value):
+        _check_no_float(value, "$")
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text.encode("utf-8")
 

@@ -11,6 +11,7 @@ import dataclasses
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -82,42 +83,104 @@ def _check_bounds(value: Any, bounds: Bounds, path: str) -> None:
             raise SchemaError(path, f"allows at most {bounds.max_items} items, got {len(value)}")
 
 
+Converter = Callable[[Any, str], Any]
+_CONVERTERS: dict[Any, Converter] = {}
+
+
 def _convert(value: Any, tp: Any, path: str) -> Any:
+    return _converter(tp)(value, path)
+
+
+def _converter(tp: Any) -> Converter:
+    """The checking converter for type ``tp``, built once per type."""
+    conv = _CONVERTERS.get(tp)
+    if conv is None:
+        conv = _build_converter(tp)
+        _CONVERTERS[tp] = conv
+    return conv
+
+
+def _build_converter(tp: Any) -> Converter:
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
         options = get_args(tp)
-        if value is None and type(None) in options:
-            return None
         non_none = [o for o in options if o is not type(None)]
-        if len(non_none) == 1:
-            return _convert(value, non_none[0], path)
-        raise TypeError(f"unsupported union {tp}")
+        if len(non_none) != 1 or type(None) not in options:
+            raise TypeError(f"unsupported union {tp}")
+        inner = _converter(non_none[0])
+        return lambda value, path: None if value is None else inner(value, path)
     if origin is tuple:
-        args = get_args(tp)
-        if not isinstance(value, list | tuple):
-            raise SchemaError(path, f"must be a list, got {type(value).__name__}")
-        return tuple(_convert(item, args[0], f"{path}[{i}]") for i, item in enumerate(value))
+        item_conv = _converter(get_args(tp)[0])
+
+        def convert_tuple(value: Any, path: str) -> Any:
+            if not isinstance(value, list | tuple):
+                raise SchemaError(path, f"must be a list, got {type(value).__name__}")
+            return tuple(item_conv(item, f"{path}[{i}]") for i, item in enumerate(value))
+        return convert_tuple
     if origin is typing.Literal:
-        if value not in get_args(tp):
-            raise SchemaError(path, f"must be one of {get_args(tp)}, got {value!r}")
-        return value
+        allowed = get_args(tp)
+
+        def convert_literal(value: Any, path: str) -> Any:
+            if value not in allowed:
+                raise SchemaError(path, f"must be one of {allowed}, got {value!r}")
+            return value
+        return convert_literal
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        if not isinstance(value, dict):
-            raise SchemaError(path, f"must be a mapping, got {type(value).__name__}")
-        return from_dict(tp, value, path)
+        cls = tp
+
+        def convert_mapping(value: Any, path: str) -> Any:
+            if not isinstance(value, dict):
+                raise SchemaError(path, f"must be a mapping, got {type(value).__name__}")
+            return from_dict(cls, value, path)
+        return convert_mapping
     if tp is bool:
-        if not isinstance(value, bool):
-            raise SchemaError(path, f"must be true or false, got {value!r}")
-        return value
+        def convert_bool(value: Any, path: str) -> Any:
+            if not isinstance(value, bool):
+                raise SchemaError(path, f"must be true or false, got {value!r}")
+            return value
+        return convert_bool
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SchemaError(path, f"must be an integer, got {type(value).__name__} {value!r}")
-        return value
+        def convert_int(value: Any, path: str) -> Any:
+            if type(value) is not int:  # bool is an int subclass and is refused too
+                raise SchemaError(path, f"must be an integer, got {type(value).__name__} {value!r}")
+            return value
+        return convert_int
     if tp is str:
-        if not isinstance(value, str):
-            raise SchemaError(path, f"must be a string, got {type(value).__name__}")
-        return value
-    raise TypeError(f"unsupported field type {_type_name(tp)} at {path}")
+        def convert_str(value: Any, path: str) -> Any:
+            if not isinstance(value, str):
+                raise SchemaError(path, f"must be a string, got {type(value).__name__}")
+            return value
+        return convert_str
+    raise TypeError(f"unsupported field type {_type_name(tp)}")
+
+
+@dataclass(frozen=True)
+class _FieldPlan:
+    name: str
+    convert: Converter
+    bounds: Bounds | None
+    required: bool
+
+
+_PLANS: dict[type, tuple[_FieldPlan, ...]] = {}
+
+
+def _plan(cls: type) -> tuple[_FieldPlan, ...]:
+    """How to build ``cls``: its init fields with their converters and bounds, once per class."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"{cls} is not a dataclass")
+        hints = _hints(cls)
+        plan = tuple(
+            _FieldPlan(
+                f.name, _converter(hints[f.name]), f.metadata.get("bounds"),
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+            )
+            for f in dataclasses.fields(cls) if f.init
+        )
+        _PLANS[cls] = plan
+    return plan
 
 
 def from_dict(cls: type[T], data: dict[str, Any], path: str = "", *, skip: tuple[str, ...] = ()) -> T:
@@ -125,30 +188,24 @@ def from_dict(cls: type[T], data: dict[str, Any], path: str = "", *, skip: tuple
 
     ``skip`` names keys of ``data`` that belong to an envelope and are not fields.
     """
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"{cls} is not a dataclass")
-    hints = _hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    plan = _plan(cls)
     prefix = f"{path}." if path else ""
+    names = {f.name for f in plan}
     for key in data:
-        if key not in fields and key not in skip:
-            known = ", ".join(sorted(fields))
+        if key not in names and key not in skip:
+            known = ", ".join(sorted(names))
             raise SchemaError(f"{prefix}{key}", f"unknown key (known keys: {known})")
     kwargs: dict[str, Any] = {}
-    for name, fld in fields.items():
-        where = f"{prefix}{name}"
-        if name not in data:
-            no_default = (
-                fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING
-            )
-            if no_default:
-                raise SchemaError(where, "missing")
+    for fld in plan:
+        if fld.name not in data:
+            if fld.required:
+                raise SchemaError(f"{prefix}{fld.name}", "missing")
             continue
-        value = _convert(data[name], hints[name], where)
-        bounds = fld.metadata.get("bounds")
-        if bounds is not None:
-            _check_bounds(value, bounds, where)
-        kwargs[name] = value
+        where = f"{prefix}{fld.name}"
+        value = fld.convert(data[fld.name], where)
+        if fld.bounds is not None:
+            _check_bounds(value, fld.bounds, where)
+        kwargs[fld.name] = value
     try:
         return cls(**kwargs)
     except SchemaError as exc:
@@ -157,20 +214,30 @@ def from_dict(cls: type[T], data: dict[str, Any], path: str = "", *, skip: tuple
         raise SchemaError(path, str(exc)) from None
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def to_dict(obj: Any) -> dict[str, Any]:
     """The plain-dict form of a dataclass built by :func:`from_dict`."""
-    result: dict[str, Any] = {}
-    for fld in dataclasses.fields(obj):
-        result[fld.name] = _plain(getattr(obj, fld.name))
-    return result
+    cls = type(obj)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(obj))
+        _FIELD_NAMES[cls] = names
+    return {name: _plain(getattr(obj, name)) for name in names}
 
 
 def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_dict(value)
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_dict(value)
     return value
+
+
+_SCALARS = frozenset({int, str, bool, type(None)})
 
 
 def check_bounds(obj: Any) -> None:

@@ -3,7 +3,8 @@
     gm/v1/{c}/dev/{device}/{kind}   kind: status telemetry order report result award settlement
     gm/v1/{c}/market/clearing       public clearing results
     gm/v1/{c}/ledger/block          block headers
-    gm/v1/{c}/clock/tick            virtual clock ticks
+    gm/v1/{c}/clock/tick            virtual clock ticks for everyone (slot starts, the last)
+    gm/v1/{c}/clock/gate            virtual clock ticks for the market alone (gate closures)
     gm/v1/{c}/clock/ack/{name}      acknowledgements of ticks
 
 A device's own topics end in its id, so a broker ACL can grant ``dev/{id}/order`` to
@@ -22,7 +23,7 @@ DEVICE_KINDS = ("status", "telemetry", "order", "report", "result", "award", "se
 TYPE_OF_KIND = {
     "status": "status", "telemetry": "telemetry", "order": "order", "report": "report",
     "result": "result", "award": "award", "settlement": "settlement",
-    "clearing": "clearing", "block": "block", "tick": "tick", "ack": "ack",
+    "clearing": "clearing", "block": "block", "tick": "tick", "gate": "tick", "ack": "ack",
 }
 
 
@@ -72,6 +73,10 @@ class Topics:
     def tick(self) -> str:
         return f"{self.root}/clock/tick"
 
+    @property
+    def gate(self) -> str:
+        return f"{self.root}/clock/gate"
+
     def ack(self, participant: str) -> str:
         return f"{self.root}/clock/ack/{_name(participant, 'participant')}"
 
@@ -108,6 +113,8 @@ def parse_topic(topic: str) -> ParsedTopic:
         return ParsedTopic(community, "block", None)
     if rest == ["clock", "tick"]:
         return ParsedTopic(community, "tick", None)
+    if rest == ["clock", "gate"]:
+        return ParsedTopic(community, "gate", None)
     if len(rest) == 3 and rest[:2] == ["clock", "ack"] and NAME.fullmatch(rest[2]):
         return ParsedTopic(community, "ack", rest[2])
     raise TopicError(f"unknown topic {topic!r}")

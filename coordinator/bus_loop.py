@@ -46,7 +46,7 @@ class CoordinatorLoop:
         async with connect(self.endpoint, f"{coord.community.id}-{name}", will=will) as bus:
             filters = [topics.all_devices(kind) for kind in SUBMISSIONS]
             if self.clock_mode == "bus":
-                filters.append(topics.tick)
+                filters.extend((topics.tick, topics.gate))
             await bus.subscribe(filters)
             await bus.publish(status_topic, Status(name, "online", WallClock().now_s()), retain=True)
             timer = None
@@ -58,7 +58,7 @@ class CoordinatorLoop:
                         parsed = parse_topic(received.topic)
                     except TopicError:
                         continue
-                    if parsed.kind == "tick":
+                    if parsed.kind in ("tick", "gate"):
                         await self._on_tick(bus, received.payload)
                         if self.finished.is_set():
                             return

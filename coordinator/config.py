@@ -5,7 +5,7 @@
       broker: 127.0.0.1:1883
       clock: wall                      # or bus: follow the virtual clock
       data_dir: data                   # coordinator.db and ledger.db; relative to this file
-    community: { ... }                 # see broker/community.py
+    community: { ... }                 # see broker/community.py, or a file: community.yaml
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from broker.community import Community
 from broker.identity import Identity
 from broker.schema import bounded
-from gridmesh.config import ConfigError, build, load_identity, read_yaml, relative_to
+from gridmesh.config import ConfigError, build_with_section, load_identity, relative_to
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,8 @@ class CoordinatorConfig:
 
 def load_coordinator_config(path: Path) -> CoordinatorConfig:
     source = str(path)
-    parsed = build(CoordinatorFile, read_yaml(path), source)
-    section, community = parsed.coordinator, parsed.community
+    parsed, shared = build_with_section(CoordinatorFile, path, "community", Community)
+    section, community = parsed.coordinator, shared or parsed.community
     identity = load_identity(path, section.key_file, community.coordinator_id,
                              "coordinator.key_file")
     if not community.coordinator_key:

@@ -88,8 +88,10 @@ class Coordinator:
         else:
             assert isinstance(msg, MeterReport)
             verdict = self.intake.submit_report(msg, device, now_s)
-        return [Outgoing(self.topics.device(device, "result"),
-                         self._answer(verdict, kind, device, payload, now_s))]
+        result = self._answer(verdict, kind, device, payload, now_s)
+        if kind == "report" and result.status == "accepted":
+            return []  # a meter report is answered by its settlement; only refusals now
+        return [Outgoing(self.topics.device(device, "result"), result)]
 
     def refuse(self, device: str, reason: str, now_s: int) -> list[Outgoing]:
         """Reject a payload that cannot be read as a submission, saying why."""

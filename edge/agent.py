@@ -131,11 +131,13 @@ class Agent:
         t_s = tick.t_s
         self._awaiting = set()
         if t_s % self.times.slot_s == 0:
-            await self._slot_start(bus, self.times.slot_of(t_s), t_s)
-        elif (t_s + self.times.gate_closure_s) % self.times.slot_s == 0:
-            expected = self.core.award_expected(self.times.slot_of(t_s) + 1)
-            if expected is not None:
+            slot = self.times.slot_of(t_s)
+            expected = self.core.award_expected(slot)
+            if expected is not None:  # the award must be in hand before the slot is played
                 self._awaiting = {expected}
+                self._answered.clear()
+                await self._wait_answered()
+            await self._slot_start(bus, slot, t_s)
         await self._wait_answered()
         await bus.publish(self.topics.ack(self.device), ClockAck(self.device, tick.seq))
         if tick.last:

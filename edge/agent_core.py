@@ -63,9 +63,8 @@ class AgentCore:
         messages: list[Message] = []
         awaiting: set[str] = set()
         report = self._report_previous_slot(slot, readings)
-        if report is not None:
+        if report is not None:  # answered only if rejected; the settlement is its receipt
             messages.append(report)
-            awaiting.add(report.report_id)
         self._previous, self._previous_slot = readings, slot
 
         plan_now = self.plans.pop(slot, None)

@@ -11,7 +11,8 @@
         meter:    {template: gridmesh-meter, unit_id: 1}
         inverter: {template: gridmesh-inverter, unit_id: 2}   # optional
         battery:  {template: gridmesh-battery, unit_id: 3}    # optional
-    community: { ... }               # the community's rules (see broker/community.py)
+    community: { ... }               # the community's rules (see broker/community.py),
+                                     # or the name of a file holding them: ../community.yaml
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from broker.community import Community
 from broker.identity import Identity
 from broker.messages import ID
 from broker.schema import bounded
-from gridmesh.config import ConfigError, build, load_identity, read_yaml
+from gridmesh.config import ConfigError, build_with_section, load_identity
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,11 @@ class AgentConfig:
 
 def load_agent_config(path: Path) -> AgentConfig:
     source = str(path)
-    parsed = build(AgentFile, read_yaml(path), source)
+    parsed, shared = build_with_section(AgentFile, path, "community", Community)
+    community = shared or parsed.community
     section = parsed.agent
     identity = load_identity(path, section.key_file, section.device, "agent.key_file")
-    if not parsed.community.coordinator_key:
+    if not community.coordinator_key:
         raise ConfigError(source, "community.coordinator_key",
                           "missing: the agent must know the coordinator's public key")
-    return AgentConfig(section, parsed.community, identity, source)
+    return AgentConfig(section, community, identity, source)

@@ -7,7 +7,7 @@ and the key path, e.g. ``testbed.yaml: community.tariff.import_u_per_kwh: must b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import yaml
 
@@ -15,6 +15,7 @@ from broker.identity import Identity
 from broker.schema import SchemaError, from_dict
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 
 class ConfigError(ValueError):
@@ -28,7 +29,11 @@ class ConfigError(ValueError):
         self.problem = problem
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+# libyaml's scanner and parser when the wheel has them (ten times faster), else Python's.
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[valid-type, misc]
     """A safe loader that refuses duplicate keys instead of keeping the last one."""
 
 
@@ -89,6 +94,34 @@ def relative_to(config_path: Path, value: str) -> Path:
     """A path from a configuration file, relative to that file unless absolute."""
     path = Path(value)
     return path if path.is_absolute() else config_path.parent / path
+
+
+def build_with_section(
+    cls: type[T], config_path: Path, section: str, section_cls: type[S]
+) -> tuple[T, S | None]:
+    """Load ``cls`` from ``config_path`` where ``section`` may be inline or name a file.
+
+    ``community: ../community.yaml`` reads that section from the named file (relative
+    to this one), so a fleet of configurations can share one registry; each named file
+    is parsed once per process. Returns the file and the section read from elsewhere.
+    """
+    data = read_yaml(config_path)
+    value = data.get(section)
+    if not isinstance(value, str):
+        return build(cls, data, str(config_path)), None
+    rest = {k: v for k, v in data.items() if k != section}
+    included = relative_to(config_path, value).resolve()
+    return build(cls, rest, str(config_path)), _load_cached(section_cls, included)
+
+
+_included: dict[tuple[type[Any], Path], Any] = {}
+
+
+def _load_cached(cls: type[S], path: Path) -> S:
+    key = (cls, path)
+    if key not in _included:
+        _included[key] = load(cls, path)
+    return cast(S, _included[key])
 
 
 def load_identity(config_path: Path, key_file: str, name: str, key_path: str) -> Identity:

@@ -36,11 +36,14 @@ class ClockMaster:
         bus: BusConnection,
         topics: Topics,
         participants: Sequence[str],
+        market: str,
         ack_timeout_s: float = 60.0,
     ) -> None:
         self.bus = bus
         self.topics = topics
         self.participants = frozenset(participants)
+        self.market = market
+        self._expected = self.participants
         self.ack_timeout_s = ack_timeout_s
         self.stats = ClockStats()
         self._online: set[str] = set()
@@ -75,7 +78,7 @@ class ClockMaster:
                 self.stats.late_acks += 1
                 return
             self._acks.add(msg.participant)
-            if self._acks >= self.participants:
+            if self._acks >= self._expected:
                 self._all_acked.set()
         elif isinstance(msg, Clearing):
             self.stats.clearings.append(msg)
@@ -95,9 +98,14 @@ class ClockMaster:
         times_s: Sequence[int],
         before_tick: Callable[[int], None],
         after_tick: Callable[[int, int], Awaitable[None]],
+        slot_s: int,
         realtime_speed: int | None = None,
     ) -> None:
-        """Tick through ``times_s``; ``before_tick(t)`` runs first (the physics)."""
+        """Tick through ``times_s``; ``before_tick(t)`` runs first (the physics).
+
+        Slot starts and the last tick go to every participant on the tick topic; gate
+        closures concern only the market and go to the coordinator on the gate topic.
+        """
         wall0 = time.monotonic()
         for index, t_s in enumerate(times_s):
             if realtime_speed is not None:
@@ -110,7 +118,10 @@ class ClockMaster:
             self._acks = set()
             self._all_acked.clear()
             last = index == len(times_s) - 1
-            await self.bus.publish(self.topics.tick, ClockTick(index, t_s, last))
+            for_all = last or t_s % slot_s == 0
+            self._expected = self.participants if for_all else frozenset({self.market})
+            topic = self.topics.tick if for_all else self.topics.gate
+            await self.bus.publish(topic, ClockTick(index, t_s, last))
             self.stats.ticks += 1
             if realtime_speed is None or last:
                 await self._wait_acks(index)
@@ -120,7 +131,7 @@ class ClockMaster:
         try:
             await asyncio.wait_for(self._all_acked.wait(), self.ack_timeout_s)
         except TimeoutError:
-            missing = sorted(self.participants - self._acks)
+            missing = sorted(self._expected - self._acks)
             raise ClockStalled(
                 f"tick {seq}: no acknowledgement within {self.ack_timeout_s:.0f} s from "
                 f"{', '.join(missing[:10])}"

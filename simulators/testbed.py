@@ -83,13 +83,13 @@ def _write_configs(
     keys = config_dir / "keys"
     (config_dir / "agents").mkdir(parents=True)
     keys.mkdir()
-    community_dict = to_dict(community)
+    (config_dir / "community.yaml").write_text(yaml.safe_dump(to_dict(community), sort_keys=False))
     (keys / "coordinator.key").write_text(coordinator.private_hex() + "\n")
     coordinator_file = config_dir / "coordinator.yaml"
     coordinator_file.write_text(yaml.safe_dump({
         "coordinator": {"key_file": "keys/coordinator.key", "broker": str(broker),
                         "clock": "bus", "data_dir": str(out.resolve())},
-        "community": community_dict,
+        "community": "community.yaml",
     }, sort_keys=False))
     agent_files = []
     for household in households:
@@ -108,7 +108,7 @@ def _write_configs(
             "agent": {"device": household.id, "key_file": f"../keys/{household.id}.key",
                       "broker": str(broker), "clock": "bus", "modbus": modbus,
                       "last_order_slot": last_slot},
-            "community": community_dict,
+            "community": "../community.yaml",
         }, sort_keys=False))
         agent_files.append(path)
     return coordinator_file, agent_files
@@ -191,7 +191,7 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
         topics = Topics(community.id)
         participants = [community.coordinator_id, *(h.id for h in households)]
         async with connect(endpoint, f"{community.id}-clock", persistent=False) as bus:
-            master = ClockMaster(bus, topics, participants)
+            master = ClockMaster(bus, topics, participants, community.coordinator_id)
             listener = asyncio.create_task(master.listen())
             watchdog = asyncio.create_task(_watch(processes))
             try:
@@ -202,7 +202,8 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
                     artifacts.records.extend(farm.advance_to(t_s))
 
                 speed = tb.speed if tb.clock == "realtime" else None
-                await _race(master.run(times, step_physics, progress.after_tick, speed), watchdog)
+                run = master.run(times, step_physics, progress.after_tick, market.slot_s, speed)
+                await _race(run, watchdog)
             finally:
                 listener.cancel()
                 watchdog.cancel()

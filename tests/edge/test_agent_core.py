@@ -54,7 +54,7 @@ def test_second_slot_reports_the_metered_energy_and_applies_the_plan() -> None:
     assert (report.slot, report.import_wh, report.export_wh) == (SLOT, 300, 50)
     assert (report.import_total_wh, report.export_total_wh) == (1300, 50)
     assert actions.battery_setpoint_w == planned.battery_w
-    assert report.report_id in actions.awaiting
+    assert report.report_id not in actions.awaiting  # only a refusal would answer it
     # The history learnt load = net + pv + battery discharge = 250 + 200 + 100.
     learnt = core.history.get(SLOT)
     assert learnt is not None and (learnt.load_wh, learnt.pv_wh) == (550, 200)
