@@ -59,14 +59,20 @@ class BusConnection:
     def __init__(self, client: aiomqtt.Client) -> None:
         self._client = client
         self._filters: list[str] = []
+        self._matched: dict[str, bool] = {}
 
     async def subscribe(self, filters: Sequence[str], qos: int = 1) -> None:
         if filters:
             self._filters.extend(filters)
+            self._matched.clear()
             await self._client.subscribe([(f, qos) for f in filters])
 
     def subscribed_to(self, topic: str) -> bool:
-        return any(aiomqtt.Topic(topic).matches(f) for f in self._filters)
+        known = self._matched.get(topic)
+        if known is None:
+            known = any(aiomqtt.Topic(topic).matches(f) for f in self._filters)
+            self._matched[topic] = known
+        return known
 
     async def publish(
         self, topic: str, msg: Message | bytes, qos: int = 1, retain: bool = False

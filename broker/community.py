@@ -6,6 +6,7 @@ their energy per slot follows from the slot length.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from broker.clock import SlotTimes
@@ -100,7 +101,8 @@ class Community:
             seen.add(member.id)
 
     def member(self, member_id: str) -> Member | None:
-        for member in self.members:
-            if member.id == member_id:
-                return member
-        return None
+        return self._by_id.get(member_id)
+
+    @functools.cached_property
+    def _by_id(self) -> dict[str, Member]:
+        return {member.id: member for member in self.members}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from broker.bus import BusConnection, Endpoint, connect, keep_connected
 from broker.clock import Clock, ManualClock, WallClock
@@ -29,6 +31,8 @@ class CoordinatorLoop:
         self.clock: Clock = ManualClock(0) if clock_mode == "bus" else WallClock()
         self.finished = asyncio.Event()
         self.clock_started = clock_mode == "wall"
+        self._answers: set[asyncio.Task[None]] = set()
+        self._answer_error: BaseException | None = None
 
     async def run(self) -> None:
         def retry(exc: Exception, delay: float) -> None:
@@ -63,8 +67,9 @@ class CoordinatorLoop:
                         if self.finished.is_set():
                             return
                     elif parsed.name is not None and parsed.kind in SUBMISSIONS:
-                        await _publish_all(bus, self._submission(parsed.kind, parsed.name,
-                                                                 received.payload))
+                        out = self._submission(parsed.kind, parsed.name, received.payload)
+                        if out:
+                            self._answering(_publish_all(bus, out))
             finally:
                 if timer is not None:
                     timer.cancel()
@@ -74,6 +79,25 @@ class CoordinatorLoop:
             return self.coordinator.refuse(device, "the market clock has not started yet",
                                            self.clock.now_s())
         return self.coordinator.handle(kind, device, payload, self.clock.now_s())
+
+    def _answering(self, publishing: Coroutine[Any, Any, None]) -> None:
+        """Publish answers without waiting for the broker, so the next submission is
+        read at once; :meth:`_answered` waits for them all before a tick is acknowledged."""
+        task = asyncio.create_task(publishing)
+        self._answers.add(task)
+        task.add_done_callback(self._answer_done)
+
+    def _answer_done(self, task: asyncio.Task[None]) -> None:
+        self._answers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._answer_error = task.exception()
+
+    async def _answered(self) -> None:
+        if self._answers:
+            await asyncio.gather(*self._answers, return_exceptions=True)
+        error, self._answer_error = self._answer_error, None
+        if error is not None:
+            raise error
 
     async def _on_tick(self, bus: BusConnection, payload: bytes) -> None:
         try:
@@ -85,6 +109,7 @@ class CoordinatorLoop:
         if tick.t_s > self.clock.now_s():
             self.clock.set(tick.t_s)
         self.clock_started = True
+        await self._answered()
         await _publish_all(bus, self.coordinator.advance(tick.t_s))
         name = self.coordinator.community.coordinator_id
         await bus.publish(self.coordinator.topics.ack(name), ClockAck(name, tick.seq))

@@ -67,12 +67,12 @@ class CoordinatorStore:
     def record_verdict(
         self, verdict: Verdict, kind: str, device: str, payload: bytes, result: Result
     ) -> None:
-        with self.db.conn:
-            self.db["verdicts"].insert(  # type: ignore[union-attr]
-                {"ref": verdict.ref, "slot": verdict.slot, "kind": kind, "device": device,
-                 "accepted": int(verdict.accepted), "reason": verdict.reason,
-                 "payload": payload.decode(), "result": encode(result).decode()},
-                replace=True,
+        with self.db.conn:  # one row per submission: plain SQL, the hot path of intake
+            self.db.conn.execute(
+                "INSERT OR REPLACE INTO verdicts (ref, slot, kind, device, accepted, reason, "
+                "payload, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (verdict.ref, verdict.slot, kind, device, int(verdict.accepted), verdict.reason,
+                 payload.decode(), encode(result).decode()),
             )
 
     def record_clearing(self, clearing: Clearing, awards: tuple[Award, ...]) -> None:

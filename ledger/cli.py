@@ -15,8 +15,9 @@ from broker.messages import BlockHeader
 from gridmesh.cli import UsageError
 from ledger.blocks import header_hash
 from ledger.errors import LedgerError
+from ledger.parallel_audit import audit_file
 from ledger.store import LedgerStore
-from ledger.verify import AuditFailure, AuditSummary, verify_chain
+from ledger.verify import AuditFailure, AuditSummary
 
 AUDIT_EXAMPLE = """example:
   gridmesh ledger audit runs/20h-96s-seed1/ledger.db
@@ -49,6 +50,8 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
         epilog=AUDIT_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     audit.add_argument("path", type=Path, metavar="PATH", help="the ledger file (ledger.db)")
+    audit.add_argument("--workers", type=_positive, metavar="N",
+                       help="processes to check signatures with (default: one per CPU)")
     audit.set_defaults(handler=run_audit)
 
     show = verbs.add_parser(
@@ -62,6 +65,12 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     show.set_defaults(handler=run_show)
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def _print_help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
@@ -69,8 +78,7 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 
 def run_audit(args: argparse.Namespace) -> int:
     try:
-        with LedgerStore.open_readonly(args.path) as store:
-            result = verify_chain(store.blocks())
+        result = audit_file(args.path, args.workers)
     except LedgerError as exc:
         raise UsageError(str(exc)) from None
     if isinstance(result, AuditFailure):

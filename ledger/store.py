@@ -99,14 +99,19 @@ class LedgerStore:
         rows = list(self.db.query("SELECT * FROM blocks ORDER BY height DESC LIMIT 1"))
         return _header(rows[0]) if rows else None
 
-    def headers(self) -> Iterator[BlockHeader]:
-        """Every header, from genesis up, without loading transactions."""
-        for row in self.db.query("SELECT * FROM blocks ORDER BY height"):
+    def headers(self, first: int = 0, last: int | None = None) -> Iterator[BlockHeader]:
+        """The headers from height ``first`` to ``last`` (default: the head), without
+        loading transactions."""
+        top = last if last is not None else 2**63 - 1
+        for row in self.db.query(
+            "SELECT * FROM blocks WHERE height BETWEEN ? AND ? ORDER BY height", [first, top]
+        ):
             yield _header(row)
 
-    def blocks(self) -> Iterator[Block]:
-        """Every block, from genesis up; one block's rows are read at a time."""
-        for header in self.headers():
+    def blocks(self, first: int = 0, last: int | None = None) -> Iterator[Block]:
+        """The blocks from height ``first`` to ``last`` (default: every block, from
+        genesis up); one block's rows are read at a time."""
+        for header in self.headers(first, last):
             yield Block(header, self._transactions(header.height))
 
     def block(self, height: int) -> Block | None:

@@ -18,6 +18,7 @@ The audit stops at the first problem and names its block and transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import Counter
 from collections.abc import Iterable
@@ -93,8 +94,14 @@ class _Anchor:
     member_keys: dict[str, str]
 
 
-def verify_chain(blocks: Iterable[Block]) -> AuditSummary | AuditFailure:
+def verify_chain(
+    blocks: Iterable[Block], *, after: tuple[Block, BlockHeader] | None = None
+) -> AuditSummary | AuditFailure:
     """Audit ``blocks`` (from height 0); the summary, or the first failure.
+
+    With ``after=(genesis, previous_header)`` it audits a segment that continues the
+    chain after ``previous_header``, trusting the genesis block's community, so that
+    segments can be checked in parallel and joined with :func:`join_segments`.
 
     A :class:`RecordError` raised while ``blocks`` is read (a stored row that is not what
     was written, see :mod:`ledger.store`) is reported as a failure like any other.
@@ -105,6 +112,8 @@ def verify_chain(blocks: Iterable[Block]) -> AuditSummary | AuditFailure:
     prev: BlockHeader | None = None
     first_slot: int | None = None
     try:
+        if after is not None:
+            anchor, prev = _check_genesis(after[0], verifier), after[1]
         for block in blocks:
             if anchor is None:
                 anchor = _check_genesis(block, verifier)
@@ -132,6 +141,27 @@ def verify_chain(blocks: Iterable[Block]) -> AuditSummary | AuditFailure:
         community_id=anchor.community.id,
         coordinator_key=anchor.community.coordinator_key,
     )
+
+
+def join_segments(segments: Iterable[AuditSummary | AuditFailure]) -> AuditSummary | AuditFailure:
+    """Join the audits of consecutive segments (the first from genesis): the first
+    failure in chain order, or one summary of the whole chain."""
+    joined: AuditSummary | None = None
+    for segment in segments:
+        if isinstance(segment, AuditFailure):
+            return segment
+        if joined is None:
+            joined = segment
+            continue
+        counts = Counter(joined.transactions_by_kind) + Counter(segment.transactions_by_kind)
+        joined = dataclasses.replace(
+            segment,
+            transactions_by_kind={kind: counts[kind] for kind in sorted(counts)},
+            first_slot=joined.first_slot if joined.first_slot is not None else segment.first_slot,
+        )
+    if joined is None:
+        return AuditFailure(0, None, None, "the ledger holds no blocks (no genesis block)")
+    return joined
 
 
 def _check_genesis(block: Block, verifier: Verifier) -> _Anchor:

@@ -57,14 +57,10 @@ def run(args: argparse.Namespace) -> int:
     except (TestbedError, BrokerError) as exc:
         raise UsageError(str(exc)) from None
 
-    from ledger.store import LedgerStore
-    from ledger.verify import AuditFailure, verify_chain
+    from ledger.parallel_audit import audit_file
+    from ledger.verify import AuditFailure
 
-    ledger = LedgerStore.open_readonly(out / "ledger.db")
-    try:
-        audit = verify_chain(ledger.blocks())
-    finally:
-        ledger.close()
+    audit = audit_file(out / "ledger.db")
     failed = isinstance(audit, AuditFailure)
     tables = build_tables(artifacts.records, artifacts.households, artifacts.community,
                           out / "coordinator.db", artifacts.first_slot, tb.slots)

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +30,26 @@ from ledger_chain import (
 from broker.codec import canonical_json
 from broker.identity import Identity
 from broker.messages import Order, Step
+from ledger import parallel_audit
 from ledger.blocks import Block, build_block
 from ledger.store import LedgerStore
 from ledger.transactions import Transaction
 from ledger.verify import AuditFailure, AuditSummary, verify_chain
 
+AUDIT_WORKERS = 1
+
+
+@pytest.fixture(autouse=True, params=[1, 3], ids=["one-process", "three-processes"])
+def audit_workers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs against the single-process audit and against the chain cut into
+    three segments audited in parallel: both must name the same first failure."""
+    monkeypatch.setattr(sys.modules[__name__], "AUDIT_WORKERS", request.param)
+    monkeypatch.setattr(parallel_audit, "MIN_TX_PER_WORKER", 1)
+
 
 def audit(path: Path) -> AuditSummary | AuditFailure:
+    if AUDIT_WORKERS > 1:
+        return parallel_audit.audit_file(path, AUDIT_WORKERS)
     with LedgerStore.open_readonly(path) as store:
         return verify_chain(store.blocks())
 
@@ -345,3 +359,37 @@ def test_a_genesis_only_ledger_passes() -> None:
     result = verify_chain([genesis()])
     assert isinstance(result, AuditSummary)
     assert (result.blocks, result.first_slot, result.last_slot, result.head_height) == (1, None, None, 0)
+
+
+def test_the_parallel_audit_cuts_the_test_chain_into_three_segments(ledger_path: Path) -> None:
+    with LedgerStore.open_readonly(ledger_path) as store:
+        counts = [(h.height, h.tx_count) for h in store.headers()]
+    assert parallel_audit.split_heights(counts, 3) == [(0, 1), (2, 2), (3, 3)]
+
+
+def test_of_two_bad_blocks_the_earlier_is_named(ledger_path: Path) -> None:
+    for height in (3, 2):
+        _, _, body = tx_row(ledger_path, height, 0)
+        body["steps"][0]["energy_wh"] += 1
+        rewrite_body(ledger_path, height, 0, body, update_hash=True)
+    found = failure(ledger_path)
+    assert (found.height, found.tx_index) == (2, 0) and found.reason.endswith("bad signature")
+
+
+@pytest.mark.parametrize(("counts", "workers", "expected"), [
+    ([], 4, []),
+    ([(0, 1)], 4, [(0, 0)]),
+    ([(0, 1), (1, 7), (2, 7), (3, 11)], 2, [(0, 2), (3, 3)]),
+    ([(h, 100) for h in range(10)], 4, [(0, 1), (2, 4), (5, 6), (7, 9)]),
+    ([(0, 1), (1, 2)], 8, [(0, 0), (1, 1)]),
+])
+def test_split_heights_balances_transactions(
+    counts: list[tuple[int, int]], workers: int, expected: list[tuple[int, int]]
+) -> None:
+    assert parallel_audit.split_heights(counts, workers) == expected
+
+
+def test_a_small_chain_is_audited_in_one_segment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel_audit, "MIN_TX_PER_WORKER", 5_000)
+    assert parallel_audit.split_heights([(h, 300) for h in range(20)], 2) == [(0, 19)]
+    assert len(parallel_audit.split_heights([(h, 300) for h in range(40)], 2)) == 2
