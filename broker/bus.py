@@ -80,6 +80,10 @@ class BusConnection:
         payload = msg if isinstance(msg, bytes) else encode(msg)
         await self._client.publish(topic, payload, qos=qos, retain=retain)
 
+    def backlog(self) -> int:
+        """Messages received and not yet taken from :meth:`messages`."""
+        return len(self._client.messages)
+
     async def messages(self) -> AsyncIterator[Received]:
         async for message in self._client.messages:
             if not self.subscribed_to(message.topic.value):

@@ -21,6 +21,7 @@ from coordinator.service import Coordinator, Outgoing
 log = logging.getLogger("gridmesh.coordinator")
 
 SUBMISSIONS = ("order", "report")
+MAX_BATCH = 256
 
 
 class CoordinatorLoop:
@@ -56,29 +57,41 @@ class CoordinatorLoop:
             timer = None
             if self.clock_mode == "wall":
                 timer = asyncio.create_task(self._wall_clock(bus))
+            # Submissions that arrive together are handled together: one database
+            # commit, then their answers, while the next ones are already being read.
+            waiting: list[tuple[str, str, bytes]] = []
             try:
                 async for received in bus.messages():
                     try:
                         parsed = parse_topic(received.topic)
                     except TopicError:
-                        continue
-                    if parsed.kind in ("tick", "gate"):
+                        parsed = None
+                    if parsed is not None and parsed.kind in ("tick", "gate"):
+                        self._answer(bus, waiting)
                         await self._on_tick(bus, received.payload)
                         if self.finished.is_set():
                             return
-                    elif parsed.name is not None and parsed.kind in SUBMISSIONS:
-                        out = self._submission(parsed.kind, parsed.name, received.payload)
-                        if out:
-                            self._answering(_publish_all(bus, out))
+                    elif parsed is not None and parsed.name is not None and parsed.kind in SUBMISSIONS:
+                        waiting.append((parsed.kind, parsed.name, received.payload))
+                    if waiting and (bus.backlog() == 0 or len(waiting) >= MAX_BATCH):
+                        self._answer(bus, waiting)
             finally:
                 if timer is not None:
                     timer.cancel()
 
-    def _submission(self, kind: str, device: str, payload: bytes) -> list[Outgoing]:
-        if not self.clock_started:
-            return self.coordinator.refuse(device, "the market clock has not started yet",
-                                           self.clock.now_s())
-        return self.coordinator.handle(kind, device, payload, self.clock.now_s())
+    def _answer(self, bus: BusConnection, waiting: list[tuple[str, str, bytes]]) -> None:
+        """Handle the waiting submissions and start publishing their answers."""
+        if not waiting:
+            return
+        now_s = self.clock.now_s()
+        if self.clock_started:
+            out = self.coordinator.handle_many(waiting, now_s)
+        else:
+            out = [o for _, device, _ in waiting for o in self.coordinator.refuse(
+                device, "the market clock has not started yet", now_s)]
+        waiting.clear()
+        if out:
+            self._answering(_publish_all(bus, out))
 
     def _answering(self, publishing: Coroutine[Any, Any, None]) -> None:
         """Publish answers without waiting for the broker, so the next submission is

@@ -93,6 +93,15 @@ class Coordinator:
             return []  # a meter report is answered by its settlement; only refusals now
         return [Outgoing(self.topics.device(device, "result"), result)]
 
+    def handle_many(self, submissions: list[tuple[str, str, bytes]], now_s: int) -> list[Outgoing]:
+        """Handle (kind, device, payload) submissions with one database commit for all;
+        nothing is returned for publishing before that commit."""
+        out: list[Outgoing] = []
+        with self.store.batch():
+            for kind, device, payload in submissions:
+                out.extend(self.handle(kind, device, payload, now_s))
+        return out
+
     def refuse(self, device: str, reason: str, now_s: int) -> list[Outgoing]:
         """Reject a payload that cannot be read as a submission, saying why."""
         self.counts["payload_rejected"] += 1

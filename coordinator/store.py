@@ -7,7 +7,9 @@ canonical JSON that went over the bus.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ class StoreError(Exception):
 class CoordinatorStore:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._batching = False
         try:
             self.db = sqlite_utils.Database(path)
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -67,13 +70,29 @@ class CoordinatorStore:
     def record_verdict(
         self, verdict: Verdict, kind: str, device: str, payload: bytes, result: Result
     ) -> None:
-        with self.db.conn:  # one row per submission: plain SQL, the hot path of intake
-            self.db.conn.execute(
-                "INSERT OR REPLACE INTO verdicts (ref, slot, kind, device, accepted, reason, "
-                "payload, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (verdict.ref, verdict.slot, kind, device, int(verdict.accepted), verdict.reason,
-                 payload.decode(), encode(result).decode()),
-            )
+        # One row per submission, in plain SQL: the hot path of intake.
+        self.db.conn.execute(
+            "INSERT OR REPLACE INTO verdicts (ref, slot, kind, device, accepted, reason, "
+            "payload, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (verdict.ref, verdict.slot, kind, device, int(verdict.accepted), verdict.reason,
+             payload.decode(), encode(result).decode()),
+        )
+        if not self._batching:
+            self.db.conn.commit()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Commit every verdict recorded inside at once, at the end (or none on error)."""
+        self._batching = True
+        try:
+            yield
+        except BaseException:
+            self.db.conn.rollback()
+            raise
+        else:
+            self.db.conn.commit()
+        finally:
+            self._batching = False
 
     def record_clearing(self, clearing: Clearing, awards: tuple[Award, ...]) -> None:
         with self.db.conn:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from broker.community import Community, Member
 from broker.identity import Identity
 from broker.messages import Order, Result, Step, encode
@@ -71,3 +73,27 @@ def test_gate_closure_awards_every_order_and_seals_a_block(tmp_path: Path) -> No
     kinds = [o.message.TYPE for o in out]
     assert kinds.count("clearing") == 1 and kinds.count("award") == 1 and kinds[-1] == "block"
     assert coord.store.progress("cleared_through") == 100
+
+
+def test_submissions_handled_together_are_committed_together(tmp_path: Path) -> None:
+    coord = coordinator(tmp_path)
+    orders = [encode(ALICE.sign(Order("alice", 100, seq, "buy", (Step(500, 300_000),), NOW)))
+              for seq in range(2)]
+    out = coord.handle_many([("order", "alice", orders[0]), ("order", "alice", b"junk"),
+                             ("order", "alice", orders[1])], NOW)
+    statuses = [(o.message.ref, o.message.status) for o in out if isinstance(o.message, Result)]
+    assert statuses == [("alice:100:0", "accepted"), ("", "rejected"), ("alice:100:1", "rejected")]
+    reopened = CoordinatorStore(tmp_path / "coordinator.db")
+    assert reopened.result_for("alice:100:0") == out[0].message
+    assert reopened.result_for("alice:100:1") == out[2].message
+
+
+def test_a_failed_batch_records_nothing(tmp_path: Path) -> None:
+    store = CoordinatorStore(tmp_path / "coordinator.db")
+    coord = Coordinator(COMMUNITY, BOSS, store, LedgerWriter(
+        LedgerStore(tmp_path / "ledger.db"), BOSS, COMMUNITY.ledger.difficulty_bits))
+    order = encode(ALICE.sign(Order("alice", 100, 0, "buy", (Step(500, 300_000),), NOW)))
+    with pytest.raises(RuntimeError), store.batch():
+        coord.handle("order", "alice", order, NOW)
+        raise RuntimeError("the process dies before the commit")
+    assert CoordinatorStore(tmp_path / "coordinator.db").result_for("alice:100:0") is None
