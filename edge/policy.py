@@ -3,8 +3,14 @@
 Pure: it takes what the agent knows (forecast, battery state, tariff, whether the
 readings are fresh) and returns a :class:`Plan`. The rule is self-consumption first:
 the battery absorbs the forecast surplus and covers the forecast deficit within its
-power limits and SoC window; what remains is bought or offered on the market. Buyers
-bid the grid import price (they would pay it anyway), sellers ask the feed-in price.
+power limits and SoC window; what remains is bought or offered on the market.
+
+Buyers bid one micro-unit under the grid's import price and sellers ask one over its
+feed-in price, so orders are filled by peers only. Energy bought from the grid through
+the market costs the import price, exactly what an unplanned import costs, while a
+forecast that turns out too high leaves contracted energy that settles at the feed-in
+price: no gain, only risk (and the mirror image for selling to the grid). Between
+peers both sides gain the spread to the grid price at the uniform clearing price.
 On stale data the agent makes no export commitment and keeps its battery idle.
 """
 
@@ -83,9 +89,9 @@ def plan_slot(
     battery_w = battery_wh * SECONDS_PER_HOUR // slot_s
     residual_wh = net_wh - battery_wh
     if residual_wh > 0:
-        return Plan(slot, battery_w, "buy", residual_wh, tariff.import_u_per_kwh,
+        return Plan(slot, battery_w, "buy", residual_wh, tariff.import_u_per_kwh - 1,
                     f"forecast deficit {residual_wh} Wh after battery")
     if residual_wh < 0:
-        return Plan(slot, battery_w, "sell", -residual_wh, tariff.feedin_u_per_kwh,
+        return Plan(slot, battery_w, "sell", -residual_wh, tariff.feedin_u_per_kwh + 1,
                     f"forecast surplus {-residual_wh} Wh after battery")
     return Plan(slot, battery_w, None, 0, 0, "balanced by the battery")

@@ -33,7 +33,7 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--households", type=int, help="number of households (default 20)")
     parser.add_argument("--slots", type=int, help="market slots to run (default 96: one day)")
     parser.add_argument("--seed", type=int, help="seed for households and keys (default 1)")
-    parser.add_argument("--start", help="first day, YYYY-MM-DD (default 2016-06-06)")
+    parser.add_argument("--start", help="start, UTC: YYYY-MM-DD or YYYY-MM-DDTHH:MM (default 2016-06-06)")
     parser.add_argument("--clock", choices=("virtual", "realtime"), help="default virtual")
     parser.add_argument("--speed", type=int, help="virtual seconds per wall second (realtime)")
     parser.add_argument("--broker", choices=("auto", "mosquitto", "embedded"),

@@ -20,7 +20,19 @@ from broker.messages import Award, Clearing, Settlement, decode
 from simulators.device_farm import StepRecord
 from simulators.physics import HouseholdSpec
 
-TABLES = ("slots", "households", "household_slots", "trades", "orders")
+FLOWS = ("load_wh", "pv_wh", "curtailed_wh", "charge_wh", "discharge_wh", "import_wh", "export_wh")
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "slots": ("slot", "start_s", "price_u_per_kwh", "orders", "p2p_wh", "cleared_import_wh",
+              "cleared_export_wh", "feeder_import_wh", "feeder_export_wh", "limit_violation",
+              "bill_u", "notrade_bill_u"),
+    "households": ("household", "role", "pv_peak_w", "battery_wh", "load_wh", "pv_wh", "import_wh",
+                   "export_wh", "bill_u", "notrade_bill_u", "savings_u"),
+    "household_slots": ("household", "slot", "start_s", *FLOWS, "soc_end_pct", "contracted_wh",
+                        "metered_wh", "bill_u", "notrade_bill_u"),
+    "trades": ("slot", "buyer", "seller", "energy_wh", "price_u_per_kwh"),
+    "orders": ("ref", "device", "slot", "kind", "accepted", "reason"),
+}
+TABLES = tuple(COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -170,10 +182,9 @@ def write_results(out: Path, tables: dict[str, list[dict[str, Any]]]) -> None:
         if rows:
             db[name].insert_all(rows, replace=True)  # type: ignore[union-attr]
         with (out / f"{name}.csv").open("w", newline="") as fh:
-            if rows:
-                writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
+            writer = csv.DictWriter(fh, fieldnames=COLUMNS[name])  # a header even when empty
+            writer.writeheader()
+            writer.writerows(rows)
     db.close()
 
 

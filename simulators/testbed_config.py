@@ -6,7 +6,7 @@
       households: 20
       slots: 96
       seed: 1
-      start: 2016-06-06   # a UTC date inside the bundled profile extract
+      start: 2016-06-06   # UTC, inside the bundled profile extract; or 2016-06-06T10:00
       prosumer_pct: 50
       clock: virtual      # or realtime (with speed)
       speed: 1
@@ -31,7 +31,7 @@ class TestbedSection:
     households: int = bounded(20, min=1, max=1000)
     slots: int = bounded(96, min=1, max=35_040)
     seed: int = bounded(1, min=0, max=2**31)
-    start: str = bounded("2016-06-06", pattern=r"\d{4}-\d{2}-\d{2}")
+    start: str = bounded("2016-06-06", pattern=r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2})?")
     prosumer_pct: int = bounded(50, min=0, max=100)
     clock: str = bounded("virtual", choices=("virtual", "realtime"))
     speed: int = bounded(1, min=1, max=86_400)
@@ -40,14 +40,15 @@ class TestbedSection:
 
     def __post_init__(self) -> None:
         try:
-            dt.date.fromisoformat(self.start)
+            dt.datetime.fromisoformat(self.start)
         except ValueError:
-            raise ValueError(f"start: {self.start!r} is not a valid date") from None
+            raise ValueError(f"start: {self.start!r} is not a valid date or date and time") from None
 
     @property
     def start_s(self) -> int:
-        day = dt.date.fromisoformat(self.start)
-        return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
+        """The run's start in UTC; the first slot is the one holding it."""
+        start = dt.datetime.fromisoformat(self.start).replace(tzinfo=dt.UTC)
+        return int(start.timestamp())
 
     @property
     def processes(self) -> int:

@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 
 from broker.community import Community
+from broker.identity import Identity
+from broker.schema import SchemaError, from_dict
+from edge.config import load_agent_config
 from gridmesh.config import ConfigError, load
+from simulators import testbed_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -57,3 +61,39 @@ def test_yaml_syntax_errors_give_the_line(tmp_path: Path) -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load(Community, tmp_path / "missing.yaml")
+
+
+def write_agent(tmp_path: Path, community: str) -> Path:
+    keys = tmp_path / "keys"
+    keys.mkdir(exist_ok=True)
+    (keys / "h001.key").write_text(Identity.derived("h001", 1).private_hex() + "\n")
+    agent = tmp_path / "agents" / "h001.yaml"
+    agent.parent.mkdir(exist_ok=True)
+    agent.write_text(f"agent:\n  device: h001\n  key_file: ../keys/h001.key\ncommunity: {community}\n")
+    return agent
+
+
+def test_an_agent_reads_its_community_from_a_shared_file(tmp_path: Path) -> None:
+    boss = Identity.derived("coordinator", 1).public_key_hex
+    (tmp_path / "community.yaml").write_text(f"id: street9\ncoordinator_key: {boss}\n")
+    config = load_agent_config(write_agent(tmp_path, "../community.yaml"))
+    assert (config.community.id, config.community.coordinator_key) == ("street9", boss)
+
+
+def test_an_error_in_the_shared_community_file_names_that_file(tmp_path: Path) -> None:
+    (tmp_path / "community.yaml").write_text("id: street9\ntarif: {}\n")
+    with pytest.raises(ConfigError, match=r"community\.yaml: tarif: unknown key"):
+        load_agent_config(write_agent(tmp_path, "../community.yaml"))
+    with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read"):
+        load_agent_config(write_agent(tmp_path, "../missing.yaml"))
+
+
+@pytest.mark.parametrize(("start", "expected_s"), [
+    ("2016-06-06", 1_465_171_200), ("2016-06-06T10:00", 1_465_207_200)])
+def test_a_testbed_starts_on_a_date_or_at_a_time(start: str, expected_s: int) -> None:
+    assert testbed_config.TestbedSection(start=start).start_s == expected_s
+
+
+def test_a_testbed_start_that_is_no_date_is_refused() -> None:
+    with pytest.raises(SchemaError, match="start"):
+        from_dict(testbed_config.TestbedSection, {"start": "2016-13-06"})

@@ -18,6 +18,7 @@ from gridmesh.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 HOUSEHOLDS, SLOTS, SEED = 6, 6, 11
+START = "2016-06-06T10:00"  # late morning: PV surplus, so peers trade
 
 
 def have_mosquitto() -> bool:
@@ -31,7 +32,8 @@ def have_mosquitto() -> bool:
 
 def run_testbed(out: Path, broker: str, *extra: str) -> dict[str, object]:
     code = main(["testbed", "--households", str(HOUSEHOLDS), "--slots", str(SLOTS),
-                 "--seed", str(SEED), "--broker", broker, "--out", str(out), "--json", *extra])
+                 "--seed", str(SEED), "--start", START, "--broker", broker, "--out", str(out), "--json",
+                 *extra])
     assert code == 0
     summary: dict[str, object] = json.loads((out / "summary.json").read_text())
     return summary
@@ -95,6 +97,7 @@ def test_summary_and_csvs_are_written(run_dir: Path) -> None:
     assert summary["households"] == HOUSEHOLDS and summary["slots"] == SLOTS
     assert summary["orders_accepted"] > 0 and summary["orders_rejected"] == 0
     assert summary["reports_accepted"] == HOUSEHOLDS * SLOTS
+    assert summary["trades"] > 0 and summary["p2p_wh"] > 0
     for table in ("slots", "households", "household_slots", "trades", "orders"):
         assert (run_dir / f"{table}.csv").read_text().count("\n") > 1
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from broker.community import Tariff
+from broker.messages import Order, Step
+from coordinator.clearing import clear_call_auction
 from edge.forecast import Forecast, History, SeasonalNaive, SlotEnergy
 from edge.policy import BatteryView, plan_slot, project_stored_wh
 
@@ -38,16 +40,31 @@ def test_history_is_bounded() -> None:
 
 def test_deficit_is_covered_by_the_battery_first() -> None:
     plan = plan_slot(Forecast(5, 800, 0, "x"), BATTERY, 2500, TARIFF, 900, data_fresh=True)
-    # The battery can give 500 Wh in 15 minutes at 2 kW; the rest is bought at the import price.
+    # The battery can give 500 Wh in 15 minutes at 2 kW; the rest is bid just under the
+    # import price, so only a peer can fill it.
     assert plan.battery_w == 2000
-    assert (plan.side, plan.energy_wh, plan.price_u_per_kwh) == ("buy", 300, 300_000)
+    assert (plan.side, plan.energy_wh, plan.price_u_per_kwh) == ("buy", 300, 299_999)
 
 
 def test_surplus_charges_the_battery_then_is_offered() -> None:
     plan = plan_slot(Forecast(5, 100, 900, "x"), BATTERY, 4400, TARIFF, 900, data_fresh=True)
-    # 100 Wh headroom to the 90 % ceiling (4500 Wh); 700 Wh offered at the feed-in price.
+    # 100 Wh headroom to the 90 % ceiling (4500 Wh); 700 Wh offered just above feed-in.
     assert plan.battery_w == -400
-    assert (plan.side, plan.energy_wh, plan.price_u_per_kwh) == ("sell", 700, 80_000)
+    assert (plan.side, plan.energy_wh, plan.price_u_per_kwh) == ("sell", 700, 80_001)
+
+
+def test_planned_orders_trade_with_peers_at_the_mid_price_and_never_with_the_grid() -> None:
+    buy = plan_slot(Forecast(5, 800, 0, "x"), None, None, TARIFF, 900, data_fresh=True)
+    sell = plan_slot(Forecast(5, 0, 500, "x"), None, None, TARIFF, 900, data_fresh=True)
+    orders = [Order(device, 5, 0, plan.side or "", (Step(plan.energy_wh, plan.price_u_per_kwh),), 0)
+              for device, plan in (("a", buy), ("b", sell))]
+    both = clear_call_auction(5, orders, TARIFF, 10**6, 10**6)
+    # Buying from (or selling to) the grid through the market at its own price gains
+    # nothing and risks a deviation settled at the worse grid price, so it does not happen.
+    assert (both.p2p_wh, both.grid_import_wh, both.grid_export_wh) == (500, 0, 0)
+    assert both.price_u_per_kwh == (299_999 + 80_001) // 2
+    alone = clear_call_auction(5, orders[:1], TARIFF, 10**6, 10**6)
+    assert alone.grid_import_wh == 0 and alone.fills[0].status == "unfilled"
 
 
 def test_an_empty_battery_does_not_discharge() -> None:
