@@ -3,9 +3,12 @@
 Every order step is a limit order. The grid sells up to the feeder's import limit at
 the import tariff and buys up to the export limit at the feed-in tariff. The traded
 volume is the largest at which the marginal bid still meets the marginal ask; the
-price is the midpoint of those two (round half up). Steps at the marginal price level
-that can only be partly filled share the remainder pro rata to their size (largest
-remainder, then order id): the outcome never depends on arrival order.
+price is the midpoint of those two (round half up), except that when the grid is the
+marginal party its tariff is the price: it trades at its own price or not at all. A
+price beyond the grid's tariffs therefore only arises when a feeder limit binds.
+Steps at the marginal price level that can only be partly filled share the remainder
+pro rata to their size (largest remainder, then order id): the outcome never depends
+on arrival order.
 """
 
 from __future__ import annotations
@@ -89,14 +92,14 @@ def _volume_and_price(bids: list[_Quote], asks: list[_Quote]) -> tuple[int, int 
     bid_left = bid_steps[0].energy_wh if bid_steps else 0
     ask_left = ask_steps[0].energy_wh if ask_steps else 0
     volume = 0
-    marginal: tuple[int, int] | None = None
+    marginal: tuple[_Quote, _Quote] | None = None
     while i < len(bid_steps) and j < len(ask_steps):
         bid, ask = bid_steps[i], ask_steps[j]
         if bid.price < ask.price or (bid.owner == GRID and ask.owner == GRID):
             break
         take = min(bid_left, ask_left)
         volume += take
-        marginal = (bid.price, ask.price)
+        marginal = (bid, ask)
         bid_left -= take
         ask_left -= take
         if bid_left == 0:
@@ -107,7 +110,12 @@ def _volume_and_price(bids: list[_Quote], asks: list[_Quote]) -> tuple[int, int 
             ask_left = ask_steps[j].energy_wh if j < len(ask_steps) else 0
     if marginal is None:
         return 0, None
-    return volume, (marginal[0] + marginal[1] + 1) // 2
+    bid, ask = marginal
+    if bid.owner == GRID:  # the grid buys at its feed-in tariff, never at less
+        return volume, bid.price
+    if ask.owner == GRID:  # and sells at its import tariff, never at more
+        return volume, ask.price
+    return volume, (bid.price + ask.price + 1) // 2
 
 
 def clear_call_auction(
