@@ -2,7 +2,9 @@
 
 Pure bookkeeping over data. Each submission gets exactly one verdict; a resubmission
 with the same id is answered with the first verdict and changes nothing (an order id
-is derived from device, slot and sequence, a report id from device and slot).
+is derived from device, slot and sequence, a report id from device and slot). Only a
+submission signed by the member it names can claim an id: a forged or mis-addressed
+one is refused without being remembered, so it cannot block the member's real one.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Verdict:
     accepted: bool
     reason: str
     first_time: bool = True  # False when this answers a duplicate
+    authentic: bool = True  # False: not from the member it names; claims no id, not stored
 
 
 @dataclass
@@ -63,6 +66,9 @@ class Intake:
 
     def submit_order(self, order: Order, topic_device: str, now_s: int) -> Verdict:
         ref = order.order_id
+        forged = self._sender_problem(order, topic_device)
+        if forged:
+            return Verdict(ref, order.slot, False, forged, first_time=False, authentic=False)
         duplicate = self._duplicate(ref)
         if duplicate is not None:
             return duplicate
@@ -72,9 +78,6 @@ class Intake:
         return self._remember(ref, order.slot, reason)
 
     def _order_problem(self, order: Order, topic_device: str, now_s: int) -> str:
-        problem = self._sender_problem(order, topic_device)
-        if problem:
-            return problem
         times = self.community.market.times
         member = self.community.member(order.device)
         assert member is not None
@@ -106,6 +109,9 @@ class Intake:
 
     def submit_report(self, report: MeterReport, topic_device: str, now_s: int) -> Verdict:
         ref = report.report_id
+        forged = self._sender_problem(report, topic_device)
+        if forged:
+            return Verdict(ref, report.slot, False, forged, first_time=False, authentic=False)
         duplicate = self._duplicate(ref)
         if duplicate is not None:
             return duplicate
@@ -115,9 +121,6 @@ class Intake:
         return self._remember(ref, report.slot, reason)
 
     def _report_problem(self, report: MeterReport, topic_device: str, now_s: int) -> str:
-        problem = self._sender_problem(report, topic_device)
-        if problem:
-            return problem
         times = self.community.market.times
         if now_s < times.end_s(report.slot):
             return f"slot {report.slot} has not ended yet (ends at {times.end_s(report.slot)})"

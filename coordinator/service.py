@@ -110,6 +110,10 @@ class Coordinator:
         return [Outgoing(self.topics.device(device, "result"), result)]
 
     def _answer(self, verdict: Verdict, kind: str, device: str, payload: bytes, now_s: int) -> Result:
+        if not verdict.authentic:
+            self.counts[f"{kind}_rejected"] += 1
+            log.info("%s %s refused: %s", kind, verdict.ref, verdict.reason)
+            return self._result(device, verdict.ref, kind, False, verdict.reason, now_s)
         if not verdict.first_time:
             self.counts[f"{kind}_duplicate"] += 1
             first = self.store.result_for(verdict.ref)

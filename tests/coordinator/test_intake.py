@@ -97,3 +97,16 @@ def test_forgetting_old_slots_keeps_memory_flat() -> None:
         intake.submit_order(order(slot=slot), "alice", BEFORE_GATE)
     intake.forget_before(SLOT + 40)
     assert len(intake.verdicts) == 10 and min(intake.orders) >= SLOT + 40
+
+
+def test_a_forged_order_cannot_claim_the_id_of_the_real_one() -> None:
+    intake = Intake(COMMUNITY)
+    real = order()
+    forged = MALLORY.sign(dataclasses.replace(real, sig="", steps=(Step(9000, 1),)))
+    refused = intake.submit_order(forged, "alice", BEFORE_GATE)
+    assert (refused.accepted, refused.reason, refused.authentic) == (False, "bad signature", False)
+    assert real.order_id not in intake.verdicts
+    accepted = intake.submit_order(real, "alice", BEFORE_GATE)
+    assert accepted.accepted and accepted.first_time
+    assert intake.submit_order(forged, "alice", BEFORE_GATE).reason == "bad signature"
+    assert list(intake.orders[SLOT].values()) == [real]
