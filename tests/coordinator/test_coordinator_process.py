@@ -14,7 +14,7 @@ import yaml
 from broker.bus import BusConnection, Endpoint, connect
 from broker.identity import Identity, Verifier
 from broker.launcher import BrokerHandle
-from broker.messages import ClockAck, ClockTick, Order, Result, Step, decode
+from broker.messages import ClockAck, ClockTick, Order, Result, Status, Step, decode
 from broker.topics import Topics
 
 pytestmark = pytest.mark.broker
@@ -36,7 +36,9 @@ def write_config(tmp_path: Path, broker: BrokerHandle) -> Path:
     return config
 
 
-async def next_of(bus: BusConnection, kind: type[Result] | type[ClockAck]) -> Result | ClockAck:
+async def next_of(
+    bus: BusConnection, kind: type[Result] | type[ClockAck] | type[Status]
+) -> Result | ClockAck | Status:
     async for received in bus.messages():
         msg = decode(received.payload)
         if isinstance(msg, kind):
@@ -50,17 +52,13 @@ def test_bad_payloads_are_refused_with_reasons_and_the_coordinator_goes_on(
     process = subprocess.Popen([sys.executable, "-m", "gridmesh", "coordinator", "--config",
                                 str(write_config(tmp_path, broker))])
 
-    async def scenario() -> list[Result | ClockAck]:
+    async def scenario() -> list[Result | ClockAck | Status]:
         async with connect(Endpoint(broker.host, broker.port), "alice-test", persistent=False) as bus:
-            await bus.subscribe([TOPICS.device("alice", "result"), TOPICS.ack("coordinator")])
-            seen: list[Result | ClockAck] = []
-            # Until the coordinator is subscribed, ticks go nowhere: repeat until acknowledged.
-            while not seen:
-                await bus.publish(TOPICS.tick, ClockTick(0, START_S))
-                try:
-                    seen.append(await asyncio.wait_for(next_of(bus, ClockAck), 0.5))
-                except TimeoutError:
-                    continue
+            await bus.subscribe([TOPICS.device("alice", "result"), TOPICS.ack("coordinator"),
+                                 TOPICS.device("coordinator", "status")])
+            await next_of(bus, Status)  # "online" comes once it has subscribed
+            await bus.publish(TOPICS.tick, ClockTick(0, START_S))
+            seen: list[Result | ClockAck | Status] = [await next_of(bus, ClockAck)]
             order_topic = TOPICS.device("alice", "order")
             good = ALICE.sign(Order("alice", 1_627_970, 0, "buy", (Step(500, 299_999),), START_S))
             for payload in (b"{not json", Order("alice", 1_627_970, 0, "buy", (Step(500, 1),), START_S),
