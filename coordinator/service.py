@@ -90,7 +90,7 @@ class Coordinator:
             verdict = self.intake.submit_report(msg, device, now_s)
         result = self._answer(verdict, kind, device, payload, now_s)
         if kind == "report" and result.status == "accepted":
-            return []  # a meter report is answered by its settlement; only refusals now
+            return []
         return [Outgoing(self.topics.device(device, "result"), result)]
 
     def handle_many(self, submissions: list[tuple[str, str, bytes]], now_s: int) -> list[Outgoing]:
@@ -123,16 +123,22 @@ class Coordinator:
         self.counts[f"{kind}_{outcome}"] += 1
         if not verdict.accepted:
             log.info("%s %s rejected: %s", kind, verdict.ref, verdict.reason)
-        result = self._result(device, verdict.ref, kind, verdict.accepted, verdict.reason, now_s)
+        # An accepted meter report is answered by its settlement, not a result: its
+        # result is only stored, so it is not signed.
+        published = kind != "report" or not verdict.accepted
+        result = self._result(device, verdict.ref, kind, verdict.accepted, verdict.reason, now_s,
+                              signed=published)
         if verdict.first_time:
             self.store.record_verdict(verdict, kind, device, payload, result)
         return result
 
     def _result(
-        self, device: str, ref: str, kind: str, accepted: bool, reason: str, now_s: int
+        self, device: str, ref: str, kind: str, accepted: bool, reason: str, now_s: int,
+        signed: bool = True,
     ) -> Result:
         status = "accepted" if accepted else "rejected"
-        return self.identity.sign(Result(device, ref, kind, status, reason, now_s))
+        result = Result(device, ref, kind, status, reason, now_s)
+        return self.identity.sign(result) if signed else result
 
     # -- time -------------------------------------------------------------------
 
