@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from coordinator.bus_loop import CoordinatorLoop
 from coordinator.config import load_coordinator_config
 from coordinator.service import Coordinator
 from coordinator.store import CoordinatorStore, StoreError
+from gridmesh import aio
 from gridmesh.cli import UsageError
 from ledger.store import LedgerStore
 from ledger.writer import LedgerWriter
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     coordinator, clock, endpoint = build_coordinator(args.config)
     loop = CoordinatorLoop(coordinator, endpoint, clock)
-    asyncio.run(loop.run())
+    aio.run(loop.run())
     counts = ", ".join(f"{k}={v}" for k, v in sorted(coordinator.counts.items()))
     print(f"coordinator finished: {counts}")
     return 0

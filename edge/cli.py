@@ -15,6 +15,7 @@ from edge.agent_core import AgentCore
 from edge.config import load_agent_config
 from edge.drivers import ModbusHousehold
 from edge.forecast import SeasonalNaive
+from gridmesh import aio
 from gridmesh.cli import UsageError
 
 EXAMPLE = """examples:
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     for path in args.config:
         load_agent_config(path)  # configuration errors before anything starts
-    agents = asyncio.run(run_agents(args.config))
+    agents = aio.run(run_agents(args.config))
     total: Counter[str] = Counter()
     for agent in agents:
         total.update(agent.core.counts)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 from broker.launcher import BrokerError
+from gridmesh import aio
 from gridmesh.cli import UsageError
 from simulators.results import build_tables, summarize, write_results, write_summary
 from simulators.testbed import RUN_MARKER, TestbedError, run_testbed
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"gridmesh testbed: {tb.households} households, {tb.slots} slots, seed {tb.seed}, "
               f"{tb.clock} clock -> {out}", flush=True)
     try:
-        artifacts = asyncio.run(run_testbed(config, out))
+        artifacts = aio.run(run_testbed(config, out))
     except (TestbedError, BrokerError) as exc:
         raise UsageError(str(exc)) from None
 

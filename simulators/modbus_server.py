@@ -16,7 +16,6 @@ ILLEGAL_DATA_VALUE and changes nothing, a good one is stored and reported to
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -175,12 +174,12 @@ class DeviceServer:
             await server.serve_forever(background=True)
         except RuntimeError as exc:
             raise DeviceServerError(f"cannot listen on {self.host}:{port}: {exc}") from None
-        listener = server.transport
-        if not isinstance(listener, asyncio.Server) or not listener.sockets:
+        sockets = getattr(server.transport, "sockets", None)  # asyncio's or uvloop's server
+        if not sockets:
             await server.shutdown()  # type: ignore[no-untyped-call]
             raise DeviceServerError(f"no listening socket on {self.host}:{port}")
         self._server = server
-        self._port = int(listener.sockets[0].getsockname()[1])
+        self._port = int(sockets[0].getsockname()[1])
         return self._port
 
     def update(self, unit_id: int, values: dict[str, int]) -> None:
