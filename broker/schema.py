@@ -154,11 +154,28 @@ def _build_converter(tp: Any) -> Converter:
     raise TypeError(f"unsupported field type {_type_name(tp)}")
 
 
+def _bounds_check(bounds: Bounds | None) -> Callable[[Any, str], None] | None:
+    """A check for ``bounds`` that skips the work when a value is plainly inside them."""
+    if bounds is None:
+        return None
+    low, high = bounds.min, bounds.max
+    plain_str = bounds.choices is None and bounds.pattern is None and bounds.max_len is None
+
+    def check(value: Any, path: str) -> None:
+        kind = type(value)
+        if kind is int and (low is None or value >= low) and (high is None or value <= high):
+            return
+        if kind is str and plain_str:
+            return
+        _check_bounds(value, bounds, path)
+    return check
+
+
 @dataclass(frozen=True)
 class _FieldPlan:
     name: str
     convert: Converter
-    bounds: Bounds | None
+    check: Callable[[Any, str], None] | None
     required: bool
 
 
@@ -174,7 +191,7 @@ def _plan(cls: type) -> tuple[_FieldPlan, ...]:
         hints = _hints(cls)
         plan = tuple(
             _FieldPlan(
-                f.name, _converter(hints[f.name]), f.metadata.get("bounds"),
+                f.name, _converter(hints[f.name]), _bounds_check(f.metadata.get("bounds")),
                 f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
             )
             for f in dataclasses.fields(cls) if f.init
@@ -203,8 +220,8 @@ def from_dict(cls: type[T], data: dict[str, Any], path: str = "", *, skip: tuple
             continue
         where = f"{prefix}{fld.name}"
         value = fld.convert(data[fld.name], where)
-        if fld.bounds is not None:
-            _check_bounds(value, fld.bounds, where)
+        if fld.check is not None:
+            fld.check(value, where)
         kwargs[fld.name] = value
     try:
         return cls(**kwargs)

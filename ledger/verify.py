@@ -258,15 +258,15 @@ def _check_transaction(height: int, index: int, tx: Transaction, anchor: _Anchor
         msg: Message = tx.message()
     except TransactionError as exc:
         raise _fail(height, str(exc), index, tx) from None
-    label = tx.label()
     if message_dict(msg) != tx.body:
-        raise _fail(height, f"{label}: body is not in canonical form", index, tx)
+        raise _fail(height, f"{tx.label()}: body is not in canonical form", index, tx)
     if tx.kind in DEVICE_SIGNED:
         device = str(getattr(msg, "device", ""))
         key = anchor.member_keys.get(device)
         if key is None:
-            raise _fail(height, f"{label}: device {device!r} is not a member of the community", index, tx)
+            raise _fail(height, f"{tx.label()}: device {device!r} is not a member of the community",
+                        index, tx)
     else:
         key = anchor.community.coordinator_key
     if not verifier.verify(msg, key):
-        raise _fail(height, f"{label}: bad signature", index, tx)
+        raise _fail(height, f"{tx.label()}: bad signature", index, tx)
