@@ -37,7 +37,21 @@ def tree_rss_mb(root: psutil.Process) -> float:
     return total / 2**20
 
 
+def cpu_probe_s() -> float:
+    """Seconds for a fixed pure-Python loop: how fast this machine is right now.
+
+    Shared machines change speed from minute to minute; this reading, taken before each
+    run, says how much of a difference between runs is the machine's.
+    """
+    started = time.perf_counter()
+    total = 0
+    for k in range(3_000_000):
+        total += k
+    return round(time.perf_counter() - started, 3)
+
+
 def run(households: int, slots: int, broker: str, seed: int) -> dict[str, object]:
+    probe = cpu_probe_s()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         cmd = [sys.executable, "-m", "gridmesh", "testbed", "--households", str(households),
@@ -68,7 +82,7 @@ def run(households: int, slots: int, broker: str, seed: int) -> dict[str, object
         "wall_s": round(wall, 2), "testbed_reported_wall_s": summary["wall_s"],
         "peak_rss_tree_mb": round(peak[0], 1), "peak_rss_largest_process_mb": round(largest_mb, 1),
         "orders_accepted": summary["orders_accepted"], "p2p_wh": summary["p2p_wh"],
-        "head_hash": summary["head_hash"],
+        "head_hash": summary["head_hash"], "cpu_probe_s": probe,
     }
 
 
@@ -86,7 +100,8 @@ def main() -> None:
         runs = []
         for i in range(args.repeat):
             runs.append(run(n, args.slots, args.broker, args.seed))
-            print(f"{n} households, run {i + 1}/{args.repeat}: {runs[-1]['wall_s']} s",
+            print(f"{n} households, run {i + 1}/{args.repeat}: {runs[-1]['wall_s']} s "
+                  f"(cpu probe {runs[-1]['cpu_probe_s']} s)",
                   file=sys.stderr, flush=True)
         results.append(summarize(runs))
     print(json.dumps({"benchmark": "testbed", "target": "100 households x 96 slots < 30 s",
@@ -98,6 +113,7 @@ def summarize(runs: list[dict[str, object]]) -> dict[str, object]:
     ordered = sorted(runs, key=lambda r: float(r["wall_s"]))  # type: ignore[arg-type]
     median = dict(ordered[len(ordered) // 2])
     median["wall_s_runs"] = [r["wall_s"] for r in runs]
+    median["cpu_probe_s_runs"] = [r["cpu_probe_s"] for r in runs]
     median["wall_s_min"] = ordered[0]["wall_s"]
     median["wall_s_max"] = ordered[-1]["wall_s"]
     median["same_head_every_run"] = len({r["head_hash"] for r in runs}) == 1
