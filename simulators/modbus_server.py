@@ -65,6 +65,7 @@ class _Device:
         self.template = template
         self.on_write = on_write
         self.input, input_blocks = _table_image(template, "input")
+        self._input_values: dict[str, tuple[int, int | None]] = {}
         self.holding, holding_blocks = _table_image(template, "holding")
         flags = [SimData(0, values=[False] * 16, datatype=DataType.BITS, readonly=True)]
         self.simdevice = SimDevice(
@@ -79,9 +80,15 @@ class _Device:
         exponent = None
         if point.scale_factor is not None:
             exponent = self.get_value(point.scale_factor)
+        # Input registers change only here, so an unchanged value needs no encoding
+        # (most of a device's points, e.g. capacity and limits, never change).
+        if point.table == "input" and self._input_values.get(name) == (value, exponent):
+            return
         image = self.image(point)
         offset = point.address - image.start
         image.words[offset : offset + point.count] = encode_point(point, value, exponent)
+        if point.table == "input":
+            self._input_values[name] = (value, exponent)
 
     def get_value(self, name: str) -> int:
         point = self.template.point(name)

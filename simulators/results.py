@@ -16,7 +16,7 @@ from typing import Any
 import sqlite_utils
 
 from broker.community import Community
-from broker.messages import Award, Clearing, Settlement, decode
+from broker.messages import Clearing, decode
 from simulators.device_farm import StepRecord
 from simulators.physics import HouseholdSpec
 
@@ -88,9 +88,16 @@ def build_tables(
     run_slots = range(first_slot, first_slot + slots)
     cdb = sqlite_utils.Database(coordinator_db)
     clearings = {s: _msg(Clearing, p) for s, p in _rows(cdb, "SELECT slot, payload FROM clearings")}
-    awards = {(s, d): _msg(Award, p) for s, d, p in _rows(cdb, "SELECT slot, device, payload FROM awards")}
-    settlements = {(s, d): _msg(Settlement, p)
-                   for s, d, p in _rows(cdb, "SELECT slot, device, payload FROM settlements")}
+    # Per household and slot only a few fields are needed: SQLite's JSON functions read
+    # them from the stored payloads without decoding every message in Python.
+    contracted = {(s, d): wh for s, d, wh in _rows(
+        cdb, "SELECT slot, device, CASE json_extract(payload, '$.side') WHEN 'buy' "
+             "THEN json_extract(payload, '$.energy_wh') ELSE -json_extract(payload, '$.energy_wh') "
+             "END FROM awards")}
+    settlements = {(s, d): (metered, bill, notrade) for s, d, metered, bill, notrade in _rows(
+        cdb, "SELECT slot, device, json_extract(payload, '$.metered_wh'), "
+             "json_extract(payload, '$.bill_u'), json_extract(payload, '$.notrade_bill_u') "
+             "FROM settlements")}
     orders = [
         {"ref": ref, "device": device, "slot": slot, "kind": kind, "accepted": accepted,
          "reason": reason}
@@ -116,17 +123,14 @@ def build_tables(
     for h in households:
         for slot in run_slots:
             f = flows[(h.id, slot)]
-            award = awards.get((slot, h.id))
-            settlement = settlements.get((slot, h.id))
+            metered, bill, notrade = settlements.get((slot, h.id), (None, 0, 0))
             household_slots.append({
                 "household": h.id, "slot": slot, "start_s": slot * slot_s,
                 **{k: f[k] for k in ("load_wh", "pv_wh", "curtailed_wh", "charge_wh",
                                      "discharge_wh", "import_wh", "export_wh")},
                 "soc_end_pct": soc_end.get((h.id, slot)),
-                "contracted_wh": award.contracted_wh if award else 0,
-                "metered_wh": settlement.metered_wh if settlement else None,
-                "bill_u": settlement.bill_u if settlement else 0,
-                "notrade_bill_u": settlement.notrade_bill_u if settlement else 0,
+                "contracted_wh": contracted.get((slot, h.id), 0),
+                "metered_wh": metered, "bill_u": bill, "notrade_bill_u": notrade,
             })
 
     by_slot: dict[int, list[dict[str, Any]]] = defaultdict(list)
