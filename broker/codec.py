@@ -42,14 +42,25 @@ def _check_no_float(value: Any, path: str) -> None:
             _check_no_float(item, f"{path}[{index}]")
 
 
+_SCALAR_TYPES = (int, str, bool, type(None))
+
+
 def _has_float_or_odd_key(value: Any) -> bool:
     """A quick scan; :func:`_check_no_float` then finds the path for the message."""
-    kind = type(value)
-    if kind is dict:
-        return any(type(k) is not str or _has_float_or_odd_key(v) for k, v in value.items())
-    if kind is list or kind is tuple:
-        return any(_has_float_or_odd_key(v) for v in value)
-    return kind is not int and kind is not str and kind is not bool and value is not None
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            for key, child in item.items():
+                if type(key) is not str:
+                    return True
+                stack.append(child)
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind not in _SCALAR_TYPES:
+            return True
+    return False
 
 
 def canonical_json(value: Any) -> bytes:

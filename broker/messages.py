@@ -258,7 +258,15 @@ def message_dict(msg: Message) -> dict[str, Any]:
 
 
 def encode(msg: Message) -> bytes:
-    return canonical_json(message_dict(msg))
+    """The canonical wire form; computed once per message object (messages are frozen)."""
+    wire: bytes | None = msg.__dict__.get(_WIRE)
+    if wire is None:
+        wire = canonical_json(message_dict(msg))
+        object.__setattr__(msg, _WIRE, wire)  # not a field: equality and hashing ignore it
+    return wire
+
+
+_WIRE = "_wire"
 
 
 def signing_payload(msg: Message) -> bytes:

@@ -96,27 +96,24 @@ class CoordinatorStore:
 
     def record_clearing(self, clearing: Clearing, awards: tuple[Award, ...]) -> None:
         with self.db.conn:
-            self.db["clearings"].insert(  # type: ignore[union-attr]
-                {"slot": clearing.slot, "payload": encode(clearing).decode()}, replace=True
-            )
-            self.db["awards"].insert_all(  # type: ignore[union-attr]
-                ({"slot": a.slot, "device": a.device, "payload": encode(a).decode()}
-                 for a in awards),
-                replace=True,
+            self.db.conn.execute("INSERT OR REPLACE INTO clearings (slot, payload) VALUES (?, ?)",
+                                 (clearing.slot, encode(clearing).decode()))
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO awards (slot, device, payload) VALUES (?, ?, ?)",
+                [(a.slot, a.device, encode(a).decode()) for a in awards],
             )
             self._set("cleared_through", clearing.slot)
 
     def record_settlements(self, slot: int, settlements: tuple[Settlement, ...]) -> None:
         with self.db.conn:
-            self.db["settlements"].insert_all(  # type: ignore[union-attr]
-                ({"slot": s.slot, "device": s.device, "payload": encode(s).decode()}
-                 for s in settlements),
-                replace=True,
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO settlements (slot, device, payload) VALUES (?, ?, ?)",
+                [(s.slot, s.device, encode(s).decode()) for s in settlements],
             )
             self._set("settled_through", slot)
 
     def _set(self, key: str, value: int) -> None:
-        self.db["progress"].insert({"key": key, "value": value}, replace=True)  # type: ignore[union-attr]
+        self.db.conn.execute("INSERT OR REPLACE INTO progress (key, value) VALUES (?, ?)", (key, value))
 
     def progress(self, key: str, default: int = -1) -> int:
         row = self.db.execute("SELECT value FROM progress WHERE key = ?", [key]).fetchone()

@@ -25,6 +25,7 @@ from broker.messages import (
     MeterReport,
     Order,
     Settlement,
+    encode,
     message_dict,
     message_from_dict,
 )
@@ -55,19 +56,27 @@ class Transaction:
 
     kind: str
     body: dict[str, Any]
+    body_encoded: bytes = field(default=b"", repr=False, compare=False)
+    """The canonical JSON of ``body``: what the store keeps (computed when not given;
+    a message's wire form is exactly this)."""
     encoded: bytes = field(init=False, repr=False, compare=False)
-    """The canonical JSON that the hash covers."""
+    """The canonical JSON of ``{"body": ..., "kind": ...}``: what the hash covers."""
 
     def __post_init__(self) -> None:
         if self.kind not in KIND_ORDER:
             raise TransactionError(f"unknown transaction kind {self.kind!r}")
         if not isinstance(self.body, dict):
             raise TransactionError(f"{self.kind} body must be a JSON object")
-        try:
-            encoded = canonical_json({"kind": self.kind, "body": self.body})
-        except PayloadError as exc:
-            raise TransactionError(f"{self.kind} body: {exc.reason}") from None
-        object.__setattr__(self, "encoded", encoded)
+        body = self.body_encoded
+        if not body:
+            try:
+                body = canonical_json(self.body)
+            except PayloadError as exc:
+                raise TransactionError(f"{self.kind} body: {exc.reason}") from None
+            object.__setattr__(self, "body_encoded", body)
+        # Keys sorted, no spaces: exactly canonical_json({"kind": kind, "body": body}),
+        # without encoding the body twice (kinds are plain ASCII names).
+        object.__setattr__(self, "encoded", b'{"body":' + body + b',"kind":"' + self.kind.encode() + b'"}')
 
     def __hash__(self) -> int:
         return hash(self.encoded)
@@ -85,7 +94,7 @@ class Transaction:
             raise TransactionError(f"{kind!r} is not a message kind (known: {', '.join(MESSAGE_KINDS)})")
         if type(msg) is not expected:
             raise TransactionError(f"a {kind} transaction holds a {expected.__name__}, got {msg.TYPE}")
-        return cls(kind, message_dict(msg))
+        return cls(kind, message_dict(msg), encode(msg))
 
     @classmethod
     def from_community(cls, community: Community) -> Transaction:

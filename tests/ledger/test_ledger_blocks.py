@@ -129,3 +129,11 @@ def test_order_of_an_unsigned_message_still_records_but_will_not_verify() -> Non
     tx = Transaction.from_message("order", order)
     assert tx.body["sig"] == ""
     assert not Verifier().verify(tx.message(), MEMBERS["h001"].public_key_hex)
+
+
+@pytest.mark.parametrize("kind", ["order", "report", "settlement"])
+def test_a_transaction_hashes_the_canonical_json_of_kind_and_body(kind: str) -> None:
+    body = {"device": "h001", "note": 'naïve "quoted"', "steps": [{"a": 1}], "slot": 5}
+    tx = Transaction(kind, body)
+    assert tx.encoded == canonical_json({"kind": kind, "body": body})
+    assert tx.body_encoded == canonical_json(body)
