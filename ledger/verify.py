@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from broker.codec import canonical_json
 from broker.community import Community
 from broker.identity import Verifier
 from broker.messages import BlockHeader, Message, message_dict
@@ -268,5 +269,8 @@ def _check_transaction(height: int, index: int, tx: Transaction, anchor: _Anchor
                         index, tx)
     else:
         key = anchor.community.coordinator_key
-    if not verifier.verify(msg, key):
+    # The body equals the message's wire form, so its canonical JSON without ``sig`` is
+    # exactly the signing payload: no need to rebuild it from the message.
+    unsigned = canonical_json({k: v for k, v in tx.body.items() if k != "sig"})
+    if not verifier.verify_bytes(unsigned, str(tx.body.get("sig", "")), key):
         raise _fail(height, f"{tx.label()}: bad signature", index, tx)
