@@ -135,7 +135,6 @@ class Agent:
             expected = self.core.award_expected(slot)
             if expected is not None:  # the award must be in hand before the slot is played
                 self._awaiting = {expected}
-                self._answered.clear()
                 await self._wait_answered()
             await self._slot_start(bus, slot, t_s)
         await self._wait_answered()
