@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from edge.registers.template import load_template
+from simulators.meter_values import three_phase_values
 from simulators.modbus_server import DeviceServer
 from simulators.physics import (
     HouseholdSpec,
@@ -71,6 +72,7 @@ def device_values(
     net_wh = last.import_wh - last.export_wh if last else 0
     values: dict[int, dict[str, int]] = {
         METER_UNIT: {
+            **three_phase_values(power(net_wh)),  # shown where the meter's template has them
             "power_w": power(net_wh),
             "import_wh": state.import_total_wh,
             "export_wh": state.export_total_wh,
@@ -106,9 +108,10 @@ class DeviceFarm:
 
     def __init__(
         self, households: Sequence[HouseholdSpec], profiles: ProfileSet, start_s: int,
-        host: str = "127.0.0.1",
+        host: str = "127.0.0.1", meter_template: str = TEMPLATES[METER_UNIT],
     ) -> None:
         self.host = host
+        self.templates = {**TEMPLATES, METER_UNIT: meter_template}
         self.profiles = profiles
         self._specs = {h.id: h for h in households}
         if len(self._specs) != len(households):
@@ -119,7 +122,7 @@ class DeviceFarm:
 
     async def start(self) -> None:
         """Start one Modbus TCP server per household, each on a free port."""
-        templates = {unit: load_template(name) for unit, name in TEMPLATES.items()}
+        templates = {unit: load_template(name) for unit, name in self.templates.items()}
         try:
             for household_id, spec in self._specs.items():
                 server = DeviceServer(

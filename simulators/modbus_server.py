@@ -190,10 +190,12 @@ class DeviceServer:
         return self._port
 
     def update(self, unit_id: int, values: dict[str, int]) -> None:
-        """Put new values into a device's registers (gridmesh units)."""
+        """Put new values into a device's registers (gridmesh units); values for points
+        the device's template does not have are not shown."""
         device = self._devices[unit_id]
         for name, value in values.items():
-            device.set_value(name, value)
+            if device.template.has_point(name):
+                device.set_value(name, value)
 
     def value(self, unit_id: int, name: str) -> int:
         """The value a point's registers hold now."""

@@ -15,8 +15,12 @@ half away from zero, where ``raw`` is the register content read as ``type`` in
 ``word_order`` (bytes within a register are always big-endian, as Modbus sends them),
 ``scale`` is a power-of-ten exponent (or, with ``scale_factor``, the value of another
 int16 point, as SunSpec devices publish it) and ``unit_factor`` converts the point's
-``unit`` to the unit its name ends in: ``_w`` is W, ``_wh`` Wh, ``_pct`` %. Points
-with other names (status words, scale factors) are dimensionless (``unit: ""``).
+``unit`` to the unit its name ends in: ``_w`` is W, ``_wh`` Wh, ``_pct`` %, ``_mv`` mV,
+``_ma`` mA, ``_mhz`` mHz (integers keep a meter's precision). Points with other names
+(status words, scale factors) are dimensionless (``unit: ""``).
+
+``address`` is the protocol address, counted from 0 within its table: an input
+register a datasheet numbers 30001 has address 0, holding register 40001 address 0.
 ``min``/``max`` bound the values a write may carry, in gridmesh units.
 """
 
@@ -36,7 +40,7 @@ MAX_READ_REGISTERS = 125  # the Modbus limit for one read of holding/input regis
 
 Table = Literal["input", "holding"]
 PointType = Literal["uint16", "int16", "uint32", "int32", "float32", "uint64", "int64"]
-Unit = Literal["W", "kW", "Wh", "kWh", "%", ""]
+Unit = Literal["W", "kW", "Wh", "kWh", "%", "V", "A", "Hz", ""]
 
 REGISTER_COUNT: dict[str, int] = {
     "uint16": 1, "int16": 1, "uint32": 2, "int32": 2, "float32": 2, "uint64": 4, "int64": 4,
@@ -46,6 +50,9 @@ UNITS_BY_SUFFIX: dict[str, dict[str, int]] = {
     "_wh": {"Wh": 0, "kWh": 3},
     "_w": {"W": 0, "kW": 3},
     "_pct": {"%": 0},
+    "_mv": {"V": 3},
+    "_ma": {"A": 3},
+    "_mhz": {"Hz": 3},
 }
 NAME_PATTERN = r"[a-z][a-z0-9_]{0,63}"
 # What the edge drivers read (and write) for each kind of device.
@@ -83,7 +90,7 @@ class Point:
     address: int = bounded(min=0, max=65535)
     type: Literal["uint16", "int16", "uint32", "int32", "float32", "uint64", "int64"] = bounded(
         choices=get_args(PointType))
-    unit: Literal["W", "kW", "Wh", "kWh", "%", ""] = bounded(choices=get_args(Unit))
+    unit: Literal["W", "kW", "Wh", "kWh", "%", "V", "A", "Hz", ""] = bounded(choices=get_args(Unit))
     word_order: Literal["big", "little"] = "big"
     scale: int = bounded(0, min=-9, max=9)
     scale_factor: str | None = bounded(None, pattern=NAME_PATTERN)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from edge.registers.codec import read_plan
-from edge.registers.template import DEVICES_DIR, REQUIRED_POINTS, all_templates, load_template
+from edge.registers.template import DEVICES_DIR, REQUIRED_POINTS, all_templates, load_template, unit_exponent
 from gridmesh.config import ConfigError
 
 BUNDLED = sorted(p.stem for p in DEVICES_DIR.glob("*.yaml"))
@@ -29,7 +29,11 @@ def test_every_template_loads_and_reads_in_few_requests(name: str) -> None:
     for point in template.points:
         assert {(point.table, a) for a in range(point.address, point.end)} <= covered
     assert all(1 <= b.count <= 125 for b in plan)
-    assert len(plan) <= 2  # one contiguous run per table
+    runs = 0  # maximal runs of back-to-back points: each needs at most one read
+    for table in ("input", "holding"):
+        points = template.table_points(table)
+        runs += sum(1 for i, p in enumerate(points) if i == 0 or points[i - 1].end != p.address)
+    assert len(plan) <= runs
 
 
 def test_the_signs_and_write_limits_of_the_gridmesh_devices() -> None:
@@ -118,4 +122,24 @@ def test_a_scale_factor_split_from_its_point_is_refused(tmp_path: Path) -> None:
                     + "  - {name: far_w, table: input, address: 135, type: int16, unit: W, "
                     "scale_factor: sf}\n")
     with pytest.raises(ConfigError, match=r"big.yaml: points: far_w and its scale factor sf do not fit"):
+        load_template(path)
+
+
+@pytest.mark.parametrize(("name", "unit", "exponent"), [
+    ("voltage_l1_mv", "V", 3), ("current_l2_ma", "A", 3), ("frequency_mhz", "Hz", 3),
+    ("import_wh", "kWh", 3), ("power_w", "W", 0)])
+def test_electrical_units_convert_to_integer_milli_units(name: str, unit: str, exponent: int) -> None:
+    assert unit_exponent(name, unit) == exponent
+
+
+def test_a_voltage_point_in_the_wrong_unit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad-meter.yaml"
+    path.write_text(
+        "name: bad-meter\nkind: meter\ndescription: x\npoints:\n"
+        "  - {name: voltage_l1_mv, table: input, address: 0, type: float32, unit: A}\n"
+        "  - {name: power_w, table: input, address: 2, type: float32, unit: W}\n"
+        "  - {name: import_wh, table: input, address: 4, type: float32, unit: kWh}\n"
+        "  - {name: export_wh, table: input, address: 6, type: float32, unit: kWh}\n")
+    expected = r"bad-meter\.yaml: points\[0\]: unit: .*'voltage_l1_mv' needs unit V"
+    with pytest.raises(ConfigError, match=expected):
         load_template(path)
