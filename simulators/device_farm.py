@@ -169,9 +169,15 @@ class DeviceFarm:
         return self._states[household_id]
 
     def values(self, household_id: str) -> dict[int, dict[str, int]]:
-        """What the household's devices show now, by unit id and point name."""
+        """What the household's devices show now, by unit id and point name (the points
+        each device's template has)."""
         spec = self._specs[household_id]
-        return device_values(spec, self._states[household_id], self._last[household_id])
+        values = device_values(spec, self._states[household_id], self._last[household_id])
+        shown: dict[int, dict[str, int]] = {}
+        for unit, unit_values in values.items():
+            template = load_template(self.templates[unit])
+            shown[unit] = {name: v for name, v in unit_values.items() if template.has_point(name)}
+        return shown
 
     def advance_to(self, t_s: int) -> list[StepRecord]:
         """Integrate every household up to ``t_s``; one record per household that moved."""
