@@ -23,7 +23,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from edge.registers.codec import RegisterError, decode_point, encode_point
+from edge.registers.codec import RegisterError, const_words, decode_point, encode_point
 from edge.registers.template import DeviceTemplate, Point, Table
 
 WriteHandler = Callable[[int, str, int], None]
@@ -50,10 +50,12 @@ def _table_image(template: DeviceTemplate, table: Table) -> tuple[_TableImage, l
         return _TableImage(0, [0, 0], ()), [SimData(0, datatype=DataType.INVALID)]
     start = points[0].address
     words = [0] * (points[-1].end - start + 1)
-    blocks = [
-        SimData(p.address, values=[0] * p.count, datatype=DataType.REGISTERS, readonly=p.access == "r")
-        for p in points
-    ]
+    for point in points:
+        if point.const is not None:
+            words[point.address - start : point.end - start] = const_words(point)
+    # One block for the whole span, so registers between points read as 0 (a SunSpec
+    # model's unused points); writes are checked point by point in the action hook.
+    blocks = [SimData(start, values=words[:-1], datatype=DataType.REGISTERS)]
     return _TableImage(start, words, points), blocks
 
 
@@ -115,6 +117,9 @@ class _Device:
         words = image.words.copy()
         words[offset : offset + len(values)] = values
         first, last = image.start + offset, image.start + offset + len(values)
+        writable = {a for p in image.points if p.access == "rw" for a in range(p.address, p.end)}
+        if any(a not in writable for a in range(first, last)):
+            return ExcCodes.ILLEGAL_ADDRESS
         accepted: list[tuple[str, int]] = []
         for point in image.points:
             if point.access != "rw" or point.end <= first or point.address >= last:

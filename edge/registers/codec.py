@@ -97,6 +97,15 @@ def decode_point(point: Point, regs: Sequence[int], exponent: int | None = None)
     return _round_half_away(scaled)
 
 
+def const_words(point: Point) -> list[int]:
+    """The register words of a ``const`` point's raw value."""
+    if point.const is None:
+        raise ValueError(f"{point.name} has no const value")
+    data = point.const.to_bytes(point.count * 2, "big", signed=point.type.startswith("int"))
+    words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+    return words if point.word_order == "big" else words[::-1]
+
+
 def encode_point(point: Point, value: int, exponent: int | None = None) -> list[int]:
     """The register words that make ``point`` read as ``value`` (gridmesh units).
 
@@ -133,12 +142,16 @@ def _int_words(point: Point, raw: int, value: int) -> list[int]:
 
 @functools.lru_cache(maxsize=256)
 def read_plan(template: DeviceTemplate) -> tuple[ReadBlock, ...]:
-    """The fewest reads that cover every point: contiguous runs, at most 125 registers each."""
+    """The fewest reads that cover every point but the constants: runs of points at most
+    ``template.read_gap`` registers apart, at most 125 registers each."""
     blocks: list[ReadBlock] = []
     for table in TABLE_ORDER:
         start = end = -1
         for point in template.table_points(table):  # type: ignore[arg-type]
-            if start >= 0 and point.address == end and point.end - start <= MAX_READ_REGISTERS:
+            if point.const is not None:
+                continue
+            near = start >= 0 and point.address - end <= template.read_gap
+            if near and point.end - start <= MAX_READ_REGISTERS:
                 end = point.end
                 continue
             if start >= 0:

@@ -21,7 +21,11 @@ int16 point, as SunSpec devices publish it) and ``unit_factor`` converts the poi
 
 ``address`` is the protocol address, counted from 0 within its table: an input
 register a datasheet numbers 30001 has address 0, holding register 40001 address 0.
-``min``/``max`` bound the values a write may carry, in gridmesh units.
+``min``/``max`` bound the values a write may carry, in gridmesh units. ``const`` fixes
+a point's raw value (the "SunS" marker, a SunSpec model's id and length): virtual
+devices serve it, drivers do not read it. ``read_gap`` lets one read span up to that
+many unused registers between points (a SunSpec model answers for all its registers;
+some meters refuse reads of undefined ones, so the default is 0).
 """
 
 from __future__ import annotations
@@ -98,6 +102,7 @@ class Point:
     sign: int = bounded(1, min=-1, max=1)
     min: int | None = None
     max: int | None = None
+    const: int | None = None  # a fixed raw value (a SunSpec marker, model id or length)
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -111,6 +116,13 @@ class Point:
             raise ValueError("scale: give either scale or scale_factor, not both")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min: {self.min} is greater than max {self.max}")
+        if self.const is not None:
+            if self.type == "float32" or self.access == "rw":
+                raise ValueError("const: only read-only integer points can be constant")
+            try:
+                self.const.to_bytes(self.count * 2, "big", signed=self.type.startswith("int"))
+            except OverflowError:
+                raise ValueError(f"const: {self.const} does not fit a {self.type}") from None
         unit_exponent(self.name, self.unit)
 
     @property
@@ -132,6 +144,7 @@ class DeviceTemplate:
     kind: Literal["meter", "inverter", "battery"] = bounded(choices=tuple(REQUIRED_POINTS))
     description: str = bounded(max_len=500)
     points: tuple[Point, ...] = bounded(min_items=1)
+    read_gap: int = bounded(0, min=0, max=64)  # unused registers one read may span
     _by_name: dict[str, Point] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -27,12 +28,14 @@ def test_every_template_loads_and_reads_in_few_requests(name: str) -> None:
     plan = read_plan(template)
     covered = {(b.table, a) for b in plan for a in range(b.address, b.end)}
     for point in template.points:
-        assert {(point.table, a) for a in range(point.address, point.end)} <= covered
+        if point.const is None:  # constants (SunSpec markers, model ids) are not read
+            assert {(point.table, a) for a in range(point.address, point.end)} <= covered
     assert all(1 <= b.count <= 125 for b in plan)
-    runs = 0  # maximal runs of back-to-back points: each needs at most one read
+    runs = 0  # runs of points at most read_gap apart: each needs at most one read
     for table in ("input", "holding"):
-        points = template.table_points(table)
-        runs += sum(1 for i, p in enumerate(points) if i == 0 or points[i - 1].end != p.address)
+        points = [p for p in template.table_points(table) if p.const is None]
+        runs += sum(1 for i, p in enumerate(points)
+                    if i == 0 or p.address - points[i - 1].end > template.read_gap)
     assert len(plan) <= runs
 
 
@@ -143,3 +146,33 @@ def test_a_voltage_point_in_the_wrong_unit_is_refused(tmp_path: Path) -> None:
     expected = r"bad-meter\.yaml: points\[0\]: unit: .*'voltage_l1_mv' needs unit V"
     with pytest.raises(ConfigError, match=expected):
         load_template(path)
+
+
+def write_inverter(tmp_path: Path, extra: str, read_gap: int = 0) -> Path:
+    path = tmp_path / "odd-inverter.yaml"
+    path.write_text(
+        f"name: odd-inverter\nkind: inverter\ndescription: x\nread_gap: {read_gap}\npoints:\n"
+        "  - {name: pv_power_w, table: holding, address: 10, type: int16, unit: W}\n"
+        "  - {name: pv_energy_wh, table: holding, address: 20, type: uint32, unit: Wh}\n"
+        "  - {name: rated_power_w, table: holding, address: 22, type: uint16, unit: W}\n" + extra)
+    return path
+
+
+@pytest.mark.parametrize(("extra", "problem"), [
+    ("  - {name: marker, table: holding, address: 0, type: uint16, unit: '', const: 70000}\n",
+     "points[3]: const: 70000 does not fit a uint16"),
+    ("  - {name: marker, table: holding, address: 0, type: float32, unit: '', const: 1}\n",
+     "points[3]: const: only read-only integer points can be constant"),
+])
+def test_an_impossible_constant_is_refused(tmp_path: Path, extra: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"odd-inverter.yaml: {problem}")):
+        load_template(write_inverter(tmp_path, extra))
+
+
+def test_reads_span_small_gaps_and_skip_constants(tmp_path: Path) -> None:
+    marker = "  - {name: marker, table: holding, address: 0, type: uint32, unit: '', const: 1400204883}\n"
+    apart = read_plan(load_template(write_inverter(tmp_path, marker)))
+    assert [(b.address, b.count) for b in apart] == [(10, 1), (20, 3)]
+    (tmp_path / "gap").mkdir()
+    together = read_plan(load_template(write_inverter(tmp_path / "gap", marker, read_gap=9)))
+    assert [(b.address, b.count) for b in together] == [(10, 13)]
