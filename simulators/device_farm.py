@@ -109,10 +109,11 @@ class DeviceFarm:
     def __init__(
         self, households: Sequence[HouseholdSpec], profiles: ProfileSet, start_s: int,
         host: str = "127.0.0.1", meter_template: str = TEMPLATES[METER_UNIT],
-        inverter_template: str = TEMPLATES[INVERTER_UNIT],
+        inverter_template: str = TEMPLATES[INVERTER_UNIT], battery_template: str = TEMPLATES[BATTERY_UNIT],
     ) -> None:
         self.host = host
-        self.templates = {**TEMPLATES, METER_UNIT: meter_template, INVERTER_UNIT: inverter_template}
+        self.templates = {METER_UNIT: meter_template, INVERTER_UNIT: inverter_template,
+                          BATTERY_UNIT: battery_template}
         self.profiles = profiles
         self._specs = {h.id: h for h in households}
         if len(self._specs) != len(households):

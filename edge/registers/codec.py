@@ -151,7 +151,12 @@ def read_plan(template: DeviceTemplate) -> tuple[ReadBlock, ...]:
             if point.const is not None:
                 continue
             near = start >= 0 and point.address - end <= template.read_gap
-            if near and point.end - start <= MAX_READ_REGISTERS:
+            # A point starts a new read if its scale factor (SunSpec puts them after the
+            # values) would not fit in this one.
+            reach = point.end
+            if point.scale_factor is not None:
+                reach = max(reach, template.point(point.scale_factor).end)
+            if near and reach - start <= MAX_READ_REGISTERS:
                 end = point.end
                 continue
             if start >= 0:

@@ -144,7 +144,7 @@ class DeviceTemplate:
     kind: Literal["meter", "inverter", "battery"] = bounded(choices=tuple(REQUIRED_POINTS))
     description: str = bounded(max_len=500)
     points: tuple[Point, ...] = bounded(min_items=1)
-    read_gap: int = bounded(0, min=0, max=64)  # unused registers one read may span
+    read_gap: int = bounded(0, min=0, max=MAX_READ_REGISTERS - 1)  # unused registers a read may span
     _by_name: dict[str, Point] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:

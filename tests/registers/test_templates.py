@@ -31,11 +31,10 @@ def test_every_template_loads_and_reads_in_few_requests(name: str) -> None:
         if point.const is None:  # constants (SunSpec markers, model ids) are not read
             assert {(point.table, a) for a in range(point.address, point.end)} <= covered
     assert all(1 <= b.count <= 125 for b in plan)
-    runs = 0  # runs of points at most read_gap apart: each needs at most one read
+    runs = 0  # runs of back-to-back points: never more reads than these
     for table in ("input", "holding"):
         points = [p for p in template.table_points(table) if p.const is None]
-        runs += sum(1 for i, p in enumerate(points)
-                    if i == 0 or p.address - points[i - 1].end > template.read_gap)
+        runs += sum(1 for i, p in enumerate(points) if i == 0 or p.address != points[i - 1].end)
     assert len(plan) <= runs
 
 

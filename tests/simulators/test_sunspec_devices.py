@@ -11,7 +11,7 @@ import pytest
 
 from edge.config import DeviceConfig, ModbusConfig
 from edge.drivers import ModbusHousehold
-from simulators.device_farm import INVERTER_UNIT, METER_UNIT, DeviceFarm
+from simulators.device_farm import BATTERY_UNIT, INVERTER_UNIT, METER_UNIT, DeviceFarm
 from simulators.fleet import make_households
 from simulators.profiles import ProfileSet
 
@@ -95,5 +95,49 @@ def test_our_driver_reads_the_simulated_sunspec_inverter() -> None:
             assert readings.inverter is not None
             assert (readings.inverter.pv_power_w, readings.inverter.pv_energy_wh) == (
                 shown["pv_power_w"], shown["pv_energy_wh"])
+
+    asyncio.run(main())
+
+
+def set_power(port: int, watts: int) -> None:
+    device = sunspec_client.SunSpecModbusClientDeviceTCP(slave_id=BATTERY_UNIT, ipaddr="127.0.0.1",
+                                                         ipport=port, timeout=5)
+    try:
+        device.scan()
+        controls = device.models[704][0]
+        controls.WSetEna.cvalue = 1
+        controls.WSet.cvalue = watts
+        controls.write()
+    finally:
+        device.close()
+
+
+def test_pysunspec2_scans_the_simulated_battery_and_its_setpoint_moves_the_soc() -> None:
+    async def main() -> None:
+        async with DeviceFarm([PROSUMER], ProfileSet.load_bundled(), START,
+                              battery_template="sunspec-battery") as farm:
+            farm.advance_to(START + 900)
+            shown = farm.values(PROSUMER.id)[BATTERY_UNIT]
+            _, port = farm.endpoint(PROSUMER.id)
+            loop = asyncio.get_running_loop()
+            found = await loop.run_in_executor(None, scan, port, BATTERY_UNIT)
+            assert {name: (mid, length) for name, (mid, length, _) in found.items()} == {
+                "common": (1, 66), "DERMeasureAC": (701, 153), "DERStorageCapacity": (713, 7),
+                "battery": (802, 62), "DERCtlAC": (704, 65)}
+            capacity, battery = found["DERStorageCapacity"][2], found["battery"][2]
+            assert (capacity["WHRtg"], capacity["WHAvail"], capacity["SoC"]) == (
+                shown["capacity_wh"], shown["stored_wh"], shown["soc_pct"])
+            assert (battery["SoCMin"], battery["SoCMax"]) == (shown["soc_min_pct"], shown["soc_max_pct"])
+            assert battery["WDisChaRteMax"] == shown["max_discharge_w"]
+            # Discharging at 2 kW for a slot lowers the stored energy, within the SoC window.
+            await loop.run_in_executor(None, set_power, port, 2000)
+            farm.advance_to(START + 1800)
+            after = farm.values(PROSUMER.id)[BATTERY_UNIT]
+            assert after["setpoint_w"] == 2000
+            assert after["stored_wh"] < shown["stored_wh"]
+            floor = after["capacity_wh"] * after["soc_min_pct"] // 100
+            assert after["stored_wh"] >= floor
+            measured = (await loop.run_in_executor(None, scan, port, BATTERY_UNIT))["DERMeasureAC"][2]
+            assert measured["W"] == after["power_w"] > 0 and measured["TotWhInj"] == after["discharge_wh"]
 
     asyncio.run(main())
