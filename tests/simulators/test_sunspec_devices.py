@@ -141,3 +141,32 @@ def test_pysunspec2_scans_the_simulated_battery_and_its_setpoint_moves_the_soc()
             assert measured["W"] == after["power_w"] > 0 and measured["TotWhInj"] == after["discharge_wh"]
 
     asyncio.run(main())
+
+
+def test_pysunspec2_and_our_driver_read_the_simulated_sunspec_meter() -> None:
+    async def main() -> None:
+        async with DeviceFarm([PROSUMER], ProfileSet.load_bundled(), START,
+                              meter_template="sunspec-meter") as farm:
+            farm.advance_to(START + 900)
+            shown = farm.values(PROSUMER.id)[METER_UNIT]
+            host, port = farm.endpoint(PROSUMER.id)
+            found = await asyncio.get_running_loop().run_in_executor(None, scan, port, METER_UNIT)
+            assert [(mid, length) for mid, length, _ in found.values()] == [(1, 66), (203, 105)]
+            meter = next(values for mid, _, values in found.values() if mid == 203)
+            assert meter["W"] == shown["power_w"] != 0
+            # An acc32 of 0 reads as "not implemented" (None) to a SunSpec client.
+            energy = (meter["TotWhImp"] or 0, meter["TotWhExp"] or 0)
+            assert energy == (shown["import_wh"], shown["export_wh"])
+            assert meter["WphA"] + meter["WphB"] + meter["WphC"] == meter["W"]
+            assert (meter["PhVphA"], meter["Hz"]) == (230, 50)
+            driver = ModbusHousehold(
+                ModbusConfig(host, port, 2000, DeviceConfig("sunspec-meter", METER_UNIT)), PROSUMER.id)
+            try:
+                readings = await driver.read(START + 900)
+            finally:
+                await driver.close()
+            assert readings.meter is not None
+            assert (readings.meter.power_w, readings.meter.import_wh, readings.meter.export_wh) == (
+                shown["power_w"], shown["import_wh"], shown["export_wh"])
+
+    asyncio.run(main())
