@@ -35,7 +35,7 @@ class Endpoint:
     def parse(cls, text: str) -> Endpoint:
         host, sep, port_text = text.rpartition(":")
         if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError(f"broker address must be HOST:PORT, got {text!r}")
+            raise ValueError(f"address must be HOST:PORT, got {text!r}")
         return cls(host, int(port_text))
 
     def __str__(self) -> str:

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "broker.cli",
     "coordinator.cli",
     "edge.cli",
+    "edge.device_cli",
     "ledger.cli",
 )
 
