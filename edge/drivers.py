@@ -42,6 +42,7 @@ class ModbusHousehold:
         self.inverter = _bind(config.inverter) if config.inverter else None
         self.battery = _bind(config.battery) if config.battery else None
         self._setpoint_w: int | None = None
+        self._last: dict[str, dict[str, int]] = {}  # each device's last good read, by template
         self._needs_reapply = False
         self.failures = 0
 
@@ -68,6 +69,7 @@ class ModbusHousehold:
                 if response.isError():
                     raise ModbusException(f"exception response {response}")
                 values.update(decode_block(device.template, block, response.registers))
+            self._last[device.template.name] = values
         except (ModbusException, RegisterError, ConnectionError, OSError) as exc:
             self.failures += 1
             log.warning("%s: %s (unit %d) unavailable: %s", self.name,
@@ -102,14 +104,25 @@ class ModbusHousehold:
         if self.battery is None:
             return False
         self._setpoint_w = power_w
-        point = self.battery.template.point("setpoint_w")
+        battery = self.battery
+        point = battery.template.point("setpoint_w")
         try:
             if not await self._ensure_connected():
                 raise ConnectionError("not connected")
-            response = await self._client.write_registers(
-                point.address, encode_point(point, power_w), device_id=self.battery.unit_id)
-            if response.isError():
-                raise ModbusException(f"exception response {response}")
+            exponent = None
+            if point.scale_factor is not None:  # SunSpec: the device's own scale factor
+                known = self._last.get(battery.template.name) or await self._read_device(battery)
+                if known is None:
+                    raise ConnectionError(f"scale factor {point.scale_factor} unknown")
+                exponent = known[point.scale_factor]
+            writes = [(p, p.enable) for p in battery.template.points if p.enable is not None]
+            writes.append((point, power_w))
+            for target, value in writes:
+                response = await self._client.write_registers(
+                    target.address, encode_point(target, value, exponent if target is point else None),
+                    device_id=battery.unit_id)
+                if response.isError():
+                    raise ModbusException(f"{target.name}: exception response {response}")
         except (ModbusException, RegisterError, ConnectionError, OSError) as exc:
             self.failures += 1
             self._needs_reapply = True

@@ -156,6 +156,10 @@ class DeviceFarm:
     def household_ids(self) -> tuple[str, ...]:
         return tuple(self._specs)
 
+    def server(self, household_id: str) -> DeviceServer:
+        """The Modbus server of one household (its registers, for tests and tools)."""
+        return self._servers[household_id]
+
     def endpoint(self, household_id: str) -> tuple[str, int]:
         """(host, port) of a household's Modbus TCP server."""
         try:

@@ -23,7 +23,9 @@ int16 point, as SunSpec devices publish it) and ``unit_factor`` converts the poi
 register a datasheet numbers 30001 has address 0, holding register 40001 address 0.
 ``min``/``max`` bound the values a write may carry, in gridmesh units. ``const`` fixes
 a point's raw value (the "SunS" marker, a SunSpec model's id and length): virtual
-devices serve it, drivers do not read it. ``read_gap`` lets one read span up to that
+devices serve it, drivers do not read it. ``enable`` marks an rw switch (SunSpec
+``WSetEna``) that drivers set to that value before writing a setpoint. ``read_gap``
+lets one read span up to that
 many unused registers between points (a SunSpec model answers for all its registers;
 some meters refuse reads of undefined ones, so the default is 0).
 """
@@ -103,6 +105,7 @@ class Point:
     min: int | None = None
     max: int | None = None
     const: int | None = None  # a fixed raw value (a SunSpec marker, model id or length)
+    enable: int | None = None  # an rw switch written with this value before any setpoint
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -116,6 +119,8 @@ class Point:
             raise ValueError("scale: give either scale or scale_factor, not both")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min: {self.min} is greater than max {self.max}")
+        if self.enable is not None and self.access != "rw":
+            raise ValueError("enable: only an rw point can be an enable switch")
         if self.const is not None:
             if self.type == "float32" or self.access == "rw":
                 raise ValueError("const: only read-only integer points can be constant")

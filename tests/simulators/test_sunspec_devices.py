@@ -170,3 +170,22 @@ def test_pysunspec2_and_our_driver_read_the_simulated_sunspec_meter() -> None:
                 shown["power_w"], shown["import_wh"], shown["export_wh"])
 
     asyncio.run(main())
+
+
+def test_our_driver_enables_and_writes_the_sunspec_battery_setpoint() -> None:
+    async def main() -> None:
+        async with DeviceFarm([PROSUMER], ProfileSet.load_bundled(), START,
+                              battery_template="sunspec-battery") as farm:
+            host, port = farm.endpoint(PROSUMER.id)
+            driver = ModbusHousehold(ModbusConfig(
+                host, port, 2000, DeviceConfig("gridmesh-meter", METER_UNIT), None,
+                DeviceConfig("sunspec-battery", BATTERY_UNIT)), PROSUMER.id)
+            try:
+                assert await driver.set_battery_w(-1500)  # charge at 1.5 kW
+            finally:
+                await driver.close()
+            shown = farm.values(PROSUMER.id)[BATTERY_UNIT]
+            assert shown["setpoint_w"] == -1500
+            assert farm.server(PROSUMER.id).value(BATTERY_UNIT, "wset_ena") == 1
+
+    asyncio.run(main())
