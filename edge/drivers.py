@@ -16,6 +16,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from edge.config import DeviceConfig, ModbusConfig
+from edge.plausibility import reading_problem
 from edge.readings import BatteryReading, InverterReading, MeterReading, Readings
 from edge.registers.codec import RegisterError, decode_block, encode_point, read_plan
 from edge.registers.template import DeviceTemplate, load_template
@@ -69,6 +70,9 @@ class ModbusHousehold:
                 if response.isError():
                     raise ModbusException(f"exception response {response}")
                 values.update(decode_block(device.template, block, response.registers))
+            problem = reading_problem(device.template.kind, values)
+            if problem:
+                raise RegisterError(f"implausible reading, not used: {problem}")
             self._last[device.template.name] = values
         except (ModbusException, RegisterError, ConnectionError, OSError) as exc:
             self.failures += 1

@@ -92,6 +92,10 @@ class _Device:
         if point.table == "input":
             self._input_values[name] = (value, exponent)
 
+    def forget_input_values(self) -> None:
+        """Registers were changed behind set_value's back: re-encode every value next time."""
+        self._input_values.clear()
+
     def get_value(self, name: str) -> int:
         point = self.template.point(name)
         image = self.image(point)
@@ -201,6 +205,16 @@ class DeviceServer:
         for name, value in values.items():
             if device.template.has_point(name):
                 device.set_value(name, value)
+
+    def set_words(self, unit_id: int, table: Table, address: int, words: list[int]) -> None:
+        """Put raw register words in place, whatever they mean (garbage, for fault tests)."""
+        device = self._devices[unit_id]
+        image = device.input if table == "input" else device.holding
+        offset = address - image.start
+        if offset < 0 or offset + len(words) > len(image.words) - 1:
+            raise ValueError(f"unit {unit_id} has no {table} registers {address}..{address + len(words) - 1}")
+        image.words[offset : offset + len(words)] = words
+        device.forget_input_values()
 
     def value(self, unit_id: int, name: str) -> int:
         """The value a point's registers hold now."""
