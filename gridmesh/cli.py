@@ -17,6 +17,7 @@ from gridmesh.config import ConfigError
 
 COMMAND_MODULES = (
     "simulators.cli",
+    "simulators.simulate",
     "broker.cli",
     "coordinator.cli",
     "edge.cli",

@@ -122,16 +122,17 @@ class DeviceFarm:
         self._last: dict[str, StepFlows | None] = {h.id: None for h in households}
         self._servers: dict[str, DeviceServer] = {}
 
-    async def start(self) -> None:
-        """Start one Modbus TCP server per household, each on a free port."""
+    async def start(self, port_base: int | None = None) -> None:
+        """Start one Modbus TCP server per household: on free ports, or on
+        ``port_base``, ``port_base + 1``, ... in household order."""
         templates = {unit: load_template(name) for unit, name in self.templates.items()}
         try:
-            for household_id, spec in self._specs.items():
+            for index, (household_id, spec) in enumerate(self._specs.items()):
                 server = DeviceServer(
                     {unit: templates[unit] for unit in device_units(spec)}, self.host,
                     on_write=functools.partial(self._written, household_id),
                 )
-                await server.start()
+                await server.start(0 if port_base is None else port_base + index)
                 self._servers[household_id] = server
                 self._publish(household_id)
         except BaseException:
