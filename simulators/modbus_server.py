@@ -16,6 +16,7 @@ ILLEGAL_DATA_VALUE and changes nothing, a good one is stored and reported to
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,6 +34,28 @@ HOLDING_CODES = frozenset({3, 6, 16, 22, 23})
 
 class DeviceServerError(RuntimeError):
     """The server could not start (address in use, bad template for serving)."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    """How a virtual device misbehaves: answer late (``delay_s``; beyond the client's
+    timeout it does not answer at all) and/or with a Modbus exception code."""
+
+    delay_s: float = 0.0
+    exception: ExcCodes | None = None
+
+    @classmethod
+    def named(cls, name: str) -> Fault:
+        """The faults a test or a testbed configuration names."""
+        faults = {
+            "timeout": cls(delay_s=3600.0),
+            "slow": cls(delay_s=0.2),
+            "busy": cls(exception=ExcCodes.DEVICE_BUSY),
+            "failure": cls(exception=ExcCodes.DEVICE_FAILURE),
+        }
+        if name not in faults:
+            raise ValueError(f"unknown fault {name!r} (known: {', '.join(faults)})")
+        return faults[name]
 
 
 @dataclass
@@ -66,6 +89,7 @@ class _Device:
         self.unit_id = unit_id
         self.template = template
         self.on_write = on_write
+        self.fault: Fault | None = None
         self.input, input_blocks = _table_image(template, "input")
         self._input_values: dict[str, tuple[int, int | None]] = {}
         self.holding, holding_blocks = _table_image(template, "holding")
@@ -105,6 +129,12 @@ class _Device:
         self, function_code: int, start_address: int, address: int, count: int,
         registers: list[int], set_values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
+        fault = self.fault
+        if fault is not None:
+            if fault.delay_s:
+                await asyncio.sleep(fault.delay_s)  # a slow device, or one that never answers
+            if fault.exception is not None:
+                return fault.exception
         if function_code == READ_INPUT:
             image = self.input
         elif function_code in HOLDING_CODES:
@@ -205,6 +235,10 @@ class DeviceServer:
         for name, value in values.items():
             if device.template.has_point(name):
                 device.set_value(name, value)
+
+    def set_fault(self, unit_id: int, fault: Fault | None) -> None:
+        """Make one device misbehave (None: behave again)."""
+        self._devices[unit_id].fault = fault
 
     def set_words(self, unit_id: int, table: Table, address: int, words: list[int]) -> None:
         """Put raw register words in place, whatever they mean (garbage, for fault tests)."""

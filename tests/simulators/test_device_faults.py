@@ -1,0 +1,91 @@
+"""Virtual devices that misbehave, and what the edge driver does about it: a faulty
+device's reading is unavailable (never a crash, never a guess), the others still read,
+and once the device behaves again the driver reconnects and re-applies its setpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from edge.config import DeviceConfig, ModbusConfig
+from edge.drivers import ModbusHousehold
+from simulators.device_farm import BATTERY_UNIT, INVERTER_UNIT, METER_UNIT, TEMPLATES, DeviceFarm
+from simulators.fleet import make_households
+from simulators.modbus_server import Fault
+from simulators.profiles import ProfileSet
+
+START = int(dt.datetime(2016, 6, 6, 11, tzinfo=dt.UTC).timestamp())
+PROSUMER = next(h for h in make_households(4, 5, prosumer_pct=100) if h.battery is not None)
+
+
+def driver_for(farm: DeviceFarm, timeout_ms: int = 2000) -> ModbusHousehold:
+    host, port = farm.endpoint(PROSUMER.id)
+    return ModbusHousehold(ModbusConfig(
+        host, port, timeout_ms, DeviceConfig(TEMPLATES[METER_UNIT], METER_UNIT),
+        DeviceConfig(TEMPLATES[INVERTER_UNIT], INVERTER_UNIT),
+        DeviceConfig(TEMPLATES[BATTERY_UNIT], BATTERY_UNIT)), PROSUMER.id)
+
+
+@pytest.mark.parametrize("fault", ["busy", "failure", "timeout"])
+def test_a_faulty_inverter_reads_as_unavailable_and_recovers(fault: str) -> None:
+    async def main() -> None:
+        async with DeviceFarm([PROSUMER], ProfileSet.load_bundled(), START) as farm:
+            farm.advance_to(START + 900)
+            driver = driver_for(farm, timeout_ms=300)
+            try:
+                farm.server(PROSUMER.id).set_fault(INVERTER_UNIT, Fault.named(fault))
+                faulty = await driver.read(START + 900)
+                assert faulty.inverter is None and not faulty.fresh and driver.failures == 1
+                assert faulty.meter is not None and faulty.battery is not None  # the others still read
+                farm.server(PROSUMER.id).set_fault(INVERTER_UNIT, None)
+                healthy = await driver.read(START + 900)
+                assert healthy.fresh and healthy.inverter is not None
+                assert healthy.inverter.pv_power_w == farm.values(PROSUMER.id)[INVERTER_UNIT]["pv_power_w"]
+            finally:
+                await driver.close()
+
+    asyncio.run(main())
+
+
+def test_a_slow_device_within_the_timeout_still_reads() -> None:
+    async def main() -> None:
+        async with DeviceFarm([PROSUMER], ProfileSet.load_bundled(), START) as farm:
+            farm.server(PROSUMER.id).set_fault(METER_UNIT, Fault.named("slow"))
+            driver = driver_for(farm, timeout_ms=2000)
+            try:
+                readings = await driver.read(START)
+            finally:
+                await driver.close()
+            assert readings.fresh and driver.failures == 0
+
+    asyncio.run(main())
+
+
+def test_after_a_dropped_connection_the_driver_reconnects_and_reapplies_its_setpoint() -> None:
+    async def main() -> None:
+        async with DeviceFarm([PROSUMER], ProfileSet.load_bundled(), START) as farm:
+            server = farm.server(PROSUMER.id)
+            _, port = farm.endpoint(PROSUMER.id)
+            driver = driver_for(farm, timeout_ms=300)
+            try:
+                assert await driver.set_battery_w(1200)
+                await server.stop()  # the link drops
+                down = await driver.read(START)
+                assert down.meter is None and not down.fresh
+                assert not await driver.set_battery_w(800)  # remembered, not written
+                await server.start(port)  # the device comes back, reset to defaults
+                server.update(BATTERY_UNIT, {"setpoint_w": 0})
+                back = await driver.read(START)
+                assert back.fresh
+                assert server.value(BATTERY_UNIT, "setpoint_w") == 800  # re-applied after reconnect
+            finally:
+                await driver.close()
+
+    asyncio.run(main())
+
+
+def test_an_unknown_fault_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown fault 'fire'"):
+        Fault.named("fire")
