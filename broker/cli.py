@@ -61,6 +61,8 @@ def run_monitor(args: argparse.Namespace) -> int:
         endpoint = Endpoint.parse(args.broker)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if args.count is not None and args.count < 1:
+        raise UsageError(f"--count must be at least 1, got {args.count}")
     topic = args.topic or f"gm/v1/{args.community or '+'}/#"
     try:
         watch(endpoint.host, endpoint.port, topic, args.count)

@@ -5,10 +5,16 @@ session: mosquitto's default ``max_queued_messages 1000`` silently drops the res
 so the generated configuration lifts the limit; amqtt queues nothing for anonymous
 sessions, so the embedded broker admits clients through our own plugin
 (:mod:`broker.embedded`).
+
+A broker is ready when it says so in its own output (``broker.out`` in its working
+directory), not when something accepts connections on the port: that could be
+another program that took the port after the check.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import socket
 import subprocess
@@ -20,6 +26,10 @@ from pathlib import Path
 from types import TracebackType
 
 READY_TIMEOUT_S = 10.0
+READY_LINE = {
+    "mosquitto": re.compile(r"mosquitto version \S+ running"),
+    "embedded": re.compile(r"embedded amqtt broker ready on "),
+}
 
 
 class BrokerError(RuntimeError):
@@ -90,7 +100,7 @@ def mosquitto_version(executable: str) -> str:
 
 
 def mosquitto_config(host: str, port: int, workdir: Path) -> str:
-    return "\n".join([
+    lines = [
         f"listener {port} {host}",
         "allow_anonymous true",
         "max_queued_messages 0",  # 0: unlimited; the default 1000 drops QoS 1 messages
@@ -98,9 +108,13 @@ def mosquitto_config(host: str, port: int, workdir: Path) -> str:
         "persistence true",
         f"persistence_location {workdir}/",
         "set_tcp_nodelay true",
-        f"log_dest file {workdir}/mosquitto.log",
-        "",
-    ])
+        "log_dest stderr",  # into broker.out unbuffered: the launcher looks for the ready line
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # Started as root, mosquitto would switch to the user mosquitto, who cannot
+        # write its database into a working directory that root created.
+        lines.append("user root")
+    return "\n".join([*lines, ""])
 
 
 def start_broker(kind: str = "auto", port: int | None = None, host: str = "127.0.0.1",
@@ -134,19 +148,20 @@ def start_broker(kind: str = "auto", port: int | None = None, host: str = "127.0
     process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     log.close()
     handle = BrokerHandle(label, host, port, process, workdir, tempdir)
+    output = workdir / "broker.out"
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        exited = process.poll() is not None
+        text = output.read_text(errors="replace")
+        if not exited and READY_LINE[kind].search(text):
+            return handle
+        if exited:
             handle.stop()
-            text = (workdir / "broker.out").read_text(errors="replace") if tempdir is None else ""
             if "in use" in text or _port_in_use(host, port):
                 raise BrokerError(f"port {port} on {host} is already in use")
-            raise BrokerError(f"{label} exited with code {process.returncode} at start")
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return handle
-        except OSError:
-            time.sleep(0.05)
+            last = text.strip().splitlines()[-1:] or ["no output"]
+            raise BrokerError(f"{label} exited with code {process.returncode} at start: {last[0]}")
+        time.sleep(0.05)
     handle.stop()
-    raise BrokerError(f"{label} did not accept connections on {host}:{port} within "
+    raise BrokerError(f"{label} did not report ready on {host}:{port} within "
                       f"{READY_TIMEOUT_S:.0f} s")

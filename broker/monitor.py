@@ -93,6 +93,8 @@ def watch(host: str, port: int, topic_filter: str, count: int | None,
 
     def on_message(c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
         nonlocal seen
+        if count is not None and seen >= count:
+            return  # paho still hands over what arrived with the last one before disconnecting
         emit(format_payload(message.topic, bytes(message.payload)))
         seen += 1
         if count is not None and seen >= count:
