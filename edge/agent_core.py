@@ -9,6 +9,7 @@ The shell (:mod:`edge.agent`) reads the devices, writes the setpoint and publish
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -62,10 +63,18 @@ class AgentCore:
     def on_slot_start(self, slot: int, readings: Readings) -> SlotStartActions:
         messages: list[Message] = []
         awaiting: set[str] = set()
-        report = self._report_previous_slot(slot, readings)
-        if report is not None:  # answered only if rejected; the settlement is its receipt
-            messages.append(report)
+        previous = self._previous if self._previous_slot == slot - 1 else None
         self._previous, self._previous_slot = readings, slot
+        if previous is not None and _meter_frozen(previous, readings):
+            # Values that cannot be live: no report from them, and plan as on stale data.
+            self.counts["meter_frozen"] += 1
+            log.warning("%s: meter frozen (counters still while %d W flows); no report for slot %d",
+                        self.device, readings.meter.power_w if readings.meter else 0, slot - 1)
+            readings = dataclasses.replace(readings, meter=None)
+        else:
+            report = self._report_previous_slot(slot, readings, previous)
+            if report is not None:  # answered only if rejected; the settlement is its receipt
+                messages.append(report)
 
         plan_now = self.plans.pop(slot, None)
         setpoint: int | None = None
@@ -86,11 +95,10 @@ class AgentCore:
             del self.settlements[old]
         return SlotStartActions(tuple(messages), setpoint, frozenset(awaiting))
 
-    def _report_previous_slot(self, slot: int, readings: Readings) -> MeterReport | None:
-        prev = self._previous
-        if prev is None or self._previous_slot != slot - 1 or readings.meter is None:
-            return None
-        if prev.meter is None:
+    def _report_previous_slot(
+        self, slot: int, readings: Readings, prev: Readings | None
+    ) -> MeterReport | None:
+        if prev is None or prev.meter is None or readings.meter is None:  # prev: one slot ago
             return None
         import_wh = readings.meter.import_wh - prev.meter.import_wh
         export_wh = readings.meter.export_wh - prev.meter.export_wh
@@ -205,6 +213,20 @@ class AgentCore:
         if order_id is None or order_id in self.rejected or slot in self.awards:
             return None
         return order_id
+
+
+FROZEN_POWER_W = 100  # at this power a meter's counters move by at least 25 Wh a slot
+
+
+def _meter_frozen(prev: Readings, now: Readings) -> bool:
+    """Energy counters standing still while both readings show power flowing the same
+    way: the meter's registers are no longer live."""
+    if prev.meter is None or now.meter is None:
+        return False
+    before, after = prev.meter, now.meter
+    still = (after.import_wh, after.export_wh) == (before.import_wh, before.export_wh)
+    flowing = min(abs(before.power_w), abs(after.power_w)) >= FROZEN_POWER_W
+    return still and flowing and (before.power_w > 0) == (after.power_w > 0)
 
 
 def _instantaneous(readings: Readings, slot_s: int) -> SlotEnergy | None:

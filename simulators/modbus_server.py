@@ -43,6 +43,7 @@ class Fault:
 
     delay_s: float = 0.0
     exception: ExcCodes | None = None
+    frozen: bool = False  # answers, but its registers no longer follow the physics
 
     @classmethod
     def named(cls, name: str) -> Fault:
@@ -52,6 +53,7 @@ class Fault:
             "slow": cls(delay_s=0.2),
             "busy": cls(exception=ExcCodes.DEVICE_BUSY),
             "failure": cls(exception=ExcCodes.DEVICE_FAILURE),
+            "frozen": cls(frozen=True),
         }
         if name not in faults:
             raise ValueError(f"unknown fault {name!r} (known: {', '.join(faults)})")
@@ -232,6 +234,8 @@ class DeviceServer:
         """Put new values into a device's registers (gridmesh units); values for points
         the device's template does not have are not shown."""
         device = self._devices[unit_id]
+        if device.fault is not None and device.fault.frozen:
+            return
         for name, value in values.items():
             if device.template.has_point(name):
                 device.set_value(name, value)

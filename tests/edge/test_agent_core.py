@@ -113,3 +113,14 @@ def test_orders_are_capped_at_the_connection_limit() -> None:
     actions = core.on_slot_start(SLOT, big)
     order = next(m for m in actions.messages if isinstance(m, Order))
     assert order.energy_wh == 100  # 400 W for 900 s
+
+
+def test_a_frozen_meter_gives_no_report_and_is_planned_around_as_stale() -> None:
+    core = agent()
+    core.on_slot_start(SLOT, readings(SLOT * 900, 1000, 0, 0, 0, 0))
+    # 4 kW flowing on both readings, yet the counters have not moved: not live values.
+    actions = core.on_slot_start(SLOT + 1, readings((SLOT + 1) * 900, 1000, 0, 0, 0, 0))
+    assert not any(isinstance(m, (MeterReport, Order)) for m in actions.messages)
+    assert actions.battery_setpoint_w == 0 and core.counts["meter_frozen"] == 1
+    moving = core.on_slot_start(SLOT + 2, readings((SLOT + 2) * 900, 2000, 0, 0, 0, 0))
+    assert any(isinstance(m, MeterReport) for m in moving.messages)  # live again

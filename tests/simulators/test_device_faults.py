@@ -89,3 +89,18 @@ def test_after_a_dropped_connection_the_driver_reconnects_and_reapplies_its_setp
 def test_an_unknown_fault_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown fault 'fire'"):
         Fault.named("fire")
+
+
+def test_a_frozen_device_keeps_answering_with_old_values() -> None:
+    async def main() -> None:
+        async with DeviceFarm([PROSUMER], ProfileSet.load_bundled(), START) as farm:
+            farm.advance_to(START + 900)
+            server = farm.server(PROSUMER.id)
+            before = server.value(METER_UNIT, "import_wh"), server.value(METER_UNIT, "export_wh")
+            server.set_fault(METER_UNIT, Fault.named("frozen"))
+            farm.advance_to(START + 3600)
+            assert (server.value(METER_UNIT, "import_wh"), server.value(METER_UNIT, "export_wh")) == before
+            moved = farm.values(PROSUMER.id)[METER_UNIT]
+            assert (moved["import_wh"], moved["export_wh"]) != before  # the physics went on
+
+    asyncio.run(main())
