@@ -41,6 +41,7 @@ class ModbusConfig:
     meter: DeviceConfig = field(default_factory=lambda: DeviceConfig("gridmesh-meter", 1))
     inverter: DeviceConfig | None = None
     battery: DeviceConfig | None = None
+    frame_gap_ms: int = bounded(0, min=0, max=1000)  # pause between frames (RS485 gateways)
 
 
 @dataclass(frozen=True)

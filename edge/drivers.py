@@ -9,13 +9,20 @@ setpoint is written again after every reconnect.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from edge.config import DeviceConfig, ModbusConfig
+from edge.device_health import DeviceHealth
 from edge.plausibility import reading_problem
 from edge.readings import BatteryReading, InverterReading, MeterReading, Readings
 from edge.registers.codec import RegisterError, decode_block, encode_point, read_plan
@@ -33,7 +40,11 @@ class BoundDevice:
 class ModbusHousehold:
     """One household's devices behind one Modbus TCP endpoint."""
 
-    def __init__(self, config: ModbusConfig, name: str = "") -> None:
+    def __init__(
+        self, config: ModbusConfig, name: str = "",
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.name = name or f"{config.host}:{config.port}"
         self._client = AsyncModbusTcpClient(
             config.host, port=config.port, timeout=config.timeout_ms / 1000, retries=0,
@@ -42,6 +53,13 @@ class ModbusHousehold:
         self.meter = _bind(config.meter)
         self.inverter = _bind(config.inverter) if config.inverter else None
         self.battery = _bind(config.battery) if config.battery else None
+        # One request at a time on the link, with a gap between frames (RS485 gateways).
+        self._link = asyncio.Lock()
+        self._gap_s = config.frame_gap_ms / 1000
+        self._last_frame = -math.inf
+        self._clock, self._sleep = clock, sleep
+        self.health = {d.template.name: DeviceHealth() for d in self._devices()}
+        self.skipped = 0  # reads not sent to a defective device
         self._setpoint_w: int | None = None
         self._last: dict[str, dict[str, int]] = {}  # each device's last good read, by template
         self._needs_reapply = False
@@ -55,18 +73,34 @@ class ModbusHousehold:
             self._needs_reapply = True
         return ok
 
+    def _devices(self) -> list[BoundDevice]:
+        return [d for d in (self.meter, self.inverter, self.battery) if d is not None]
+
+    async def _request(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """One frame on the link: after the previous one, and the configured gap."""
+        async with self._link:
+            wait = self._last_frame + self._gap_s - self._clock()
+            if wait > 0:
+                await self._sleep(wait)
+            try:
+                return await call()
+            finally:
+                self._last_frame = self._clock()
+
     async def _read_device(self, device: BoundDevice) -> dict[str, int] | None:
+        health = self.health[device.template.name]
+        if not health.may_try(self._clock()):
+            self.skipped += 1
+            return None
         values: dict[str, int] = {}
         try:
             if not await self._ensure_connected():
                 raise ConnectionError("not connected")
             for block in read_plan(device.template):
-                if block.table == "input":
-                    response = await self._client.read_input_registers(
-                        block.address, count=block.count, device_id=device.unit_id)
-                else:
-                    response = await self._client.read_holding_registers(
-                        block.address, count=block.count, device_id=device.unit_id)
+                read = (self._client.read_input_registers if block.table == "input"
+                        else self._client.read_holding_registers)
+                response = await self._request(functools.partial(
+                    read, block.address, count=block.count, device_id=device.unit_id))
                 if response.isError():
                     raise ModbusException(f"exception response {response}")
                 values.update(decode_block(device.template, block, response.registers))
@@ -74,10 +108,16 @@ class ModbusHousehold:
             if problem:
                 raise RegisterError(f"implausible reading, not used: {problem}")
             self._last[device.template.name] = values
+            if health.succeeded():
+                log.warning("%s: %s (unit %d) answers again", self.name, device.template.name,
+                            device.unit_id)
         except (ModbusException, RegisterError, ConnectionError, OSError) as exc:
             self.failures += 1
             log.warning("%s: %s (unit %d) unavailable: %s", self.name,
                         device.template.name, device.unit_id, exc)
+            if health.failed(self._clock()):
+                log.warning("%s: %s (unit %d) defective after %d failures; retrying at intervals",
+                            self.name, device.template.name, device.unit_id, health.failures_in_row)
             return None
         return values
 
@@ -122,9 +162,9 @@ class ModbusHousehold:
             writes = [(p, p.enable) for p in battery.template.points if p.enable is not None]
             writes.append((point, power_w))
             for target, value in writes:
-                response = await self._client.write_registers(
-                    target.address, encode_point(target, value, exponent if target is point else None),
-                    device_id=battery.unit_id)
+                words = encode_point(target, value, exponent if target is point else None)
+                response = await self._request(functools.partial(
+                    self._client.write_registers, target.address, words, device_id=battery.unit_id))
                 if response.isError():
                     raise ModbusException(f"{target.name}: exception response {response}")
         except (ModbusException, RegisterError, ConnectionError, OSError) as exc:

@@ -24,7 +24,7 @@ from broker import launcher
 from broker.bus import BusConnection, Endpoint, Received, connect
 from broker.identity import Identity, Verifier
 from broker.launcher import BrokerError, BrokerHandle, start_broker
-from broker.messages import Order, Status, Step, decode
+from broker.messages import Message, Order, Status, Step, decode
 from broker.topics import Topics
 from gridmesh.cli import main
 
@@ -123,7 +123,7 @@ def test_a_killed_client_leaves_its_last_will(broker: BrokerHandle) -> None:
     """The holder process dies by SIGKILL: its socket closes without DISCONNECT."""
     topic = TOPICS.device("h009", "status")
 
-    async def scenario() -> tuple[list[Status], aiomqtt.Message]:
+    async def scenario() -> tuple[list[Message], aiomqtt.Message]:
         holder = await asyncio.create_subprocess_exec(
             sys.executable, "-c", WILL_HOLDER, broker.url, stdout=asyncio.subprocess.PIPE)
         try:
@@ -145,7 +145,7 @@ def test_a_killed_client_leaves_its_last_will(broker: BrokerHandle) -> None:
         return [decode(r.payload, Status) for r in seen], retained
 
     states, retained = run(scenario())
-    assert [s.state for s in states] == ["online", "offline"]
+    assert states == [Status("h009", "online", 1), Status("h009", "offline", 0)]
     assert retained.retain
     assert decode(payload_of(retained), Status) == Status("h009", "offline", 0)
 
@@ -215,7 +215,7 @@ def test_a_port_in_use_is_refused_naming_it(broker_kind: str, tmp_path: Path,
     sock, port = occupied_port()
     with sock:
         with pytest.raises(BrokerError, match=f"port {port} on 127.0.0.1 is already in use"):
-            start_broker(broker_kind, port=port, workdir=tmp_path / "b")
+            start_broker(broker_kind, port=port, workdir=tmp_path / "b").stop()
         assert main(["broker", "--kind", broker_kind, "--port", str(port)]) == 2
     assert f"port {port} on 127.0.0.1 is already in use" in capsys.readouterr().err
 
@@ -227,7 +227,7 @@ def test_a_port_taken_after_the_check_is_refused_too(broker_kind: str, tmp_path:
     monkeypatch.setattr(launcher, "_port_in_use", lambda host, port: False)
     sock, port = occupied_port()
     with sock, pytest.raises(BrokerError, match=f"port {port} on 127.0.0.1 is already in use"):
-        start_broker(broker_kind, port=port, workdir=tmp_path / "b")
+        start_broker(broker_kind, port=port, workdir=tmp_path / "b").stop()
 
 
 def test_a_broker_runs_and_stops_without_an_error_in_its_output(broker: BrokerHandle) -> None:

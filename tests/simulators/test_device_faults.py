@@ -104,3 +104,68 @@ def test_a_frozen_device_keeps_answering_with_old_values() -> None:
             assert (moved["import_wh"], moved["export_wh"]) != before  # the physics went on
 
     asyncio.run(main())
+
+
+class FakeClock:
+    """Time that moves only when told; sleeps are recorded and pass at once."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_a_device_that_keeps_failing_is_left_alone_until_its_pause_is_over() -> None:
+    async def main() -> None:
+        async with DeviceFarm([PROSUMER], ProfileSet.load_bundled(), START) as farm:
+            clock = FakeClock()
+            host, port = farm.endpoint(PROSUMER.id)
+            driver = ModbusHousehold(ModbusConfig(
+                host, port, 2000, DeviceConfig(TEMPLATES[METER_UNIT], METER_UNIT),
+                DeviceConfig(TEMPLATES[INVERTER_UNIT], INVERTER_UNIT)), PROSUMER.id,
+                clock=clock, sleep=clock.sleep)
+            server = farm.server(PROSUMER.id)
+            server.set_fault(INVERTER_UNIT, Fault.named("failure"))
+            try:
+                for _ in range(3):
+                    await driver.read(START)
+                assert driver.health["gridmesh-inverter"].defective and driver.failures == 3
+                readings = await driver.read(START)  # not asked: it would only fail again
+                assert readings.inverter is None and driver.skipped == 1 and driver.failures == 3
+                assert readings.meter is not None  # the meter on the same link still reads
+                server.set_fault(INVERTER_UNIT, None)
+                clock.now += 5.0  # the first pause is over
+                readings = await driver.read(START)
+                assert readings.inverter is not None and not driver.health["gridmesh-inverter"].defective
+            finally:
+                await driver.close()
+
+    asyncio.run(main())
+
+
+def test_frames_on_one_link_keep_the_configured_gap() -> None:
+    async def main() -> None:
+        async with DeviceFarm([PROSUMER], ProfileSet.load_bundled(), START) as farm:
+            clock = FakeClock()
+            host, port = farm.endpoint(PROSUMER.id)
+            driver = ModbusHousehold(ModbusConfig(
+                host, port, 2000, DeviceConfig(TEMPLATES[METER_UNIT], METER_UNIT),
+                DeviceConfig(TEMPLATES[INVERTER_UNIT], INVERTER_UNIT),
+                DeviceConfig(TEMPLATES[BATTERY_UNIT], BATTERY_UNIT), frame_gap_ms=40), PROSUMER.id,
+                clock=clock, sleep=clock.sleep)
+            try:
+                readings, written = await asyncio.gather(driver.read(START), driver.set_battery_w(300))
+            finally:
+                await driver.close()
+            assert readings.fresh and written
+            # 5 reads and 1 write: every frame after the first waited the full gap (the
+            # clock stands still while a frame is on the wire).
+            assert clock.sleeps == pytest.approx([0.04] * 5)
+
+    asyncio.run(main())
