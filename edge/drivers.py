@@ -148,31 +148,42 @@ class ModbusHousehold:
         if self.battery is None:
             return False
         self._setpoint_w = power_w
-        battery = self.battery
-        point = battery.template.point("setpoint_w")
+        ok = await self._write_setpoint(self.battery, "setpoint_w", power_w)
+        self._needs_reapply = not ok
+        return ok
+
+    async def set_pv_limit_pct(self, limit_pct: int) -> bool:
+        """Cap the inverter's PV output at ``limit_pct`` % of its rating (100: no cap)."""
+        if self.inverter is None or not self.inverter.template.has_point("export_limit_pct"):
+            return False
+        return await self._write_setpoint(self.inverter, "export_limit_pct", limit_pct)
+
+    async def _write_setpoint(self, device: BoundDevice, name: str, value: int) -> bool:
+        """Write a setpoint point, after the template's enable switches, in the device's
+        own scale (SunSpec scale factors come from its last read)."""
+        point = device.template.point(name)
         try:
             if not await self._ensure_connected():
                 raise ConnectionError("not connected")
             exponent = None
-            if point.scale_factor is not None:  # SunSpec: the device's own scale factor
-                known = self._last.get(battery.template.name) or await self._read_device(battery)
+            if point.scale_factor is not None:
+                known = self._last.get(device.template.name) or await self._read_device(device)
                 if known is None:
                     raise ConnectionError(f"scale factor {point.scale_factor} unknown")
                 exponent = known[point.scale_factor]
-            writes = [(p, p.enable) for p in battery.template.points if p.enable is not None]
-            writes.append((point, power_w))
-            for target, value in writes:
-                words = encode_point(target, value, exponent if target is point else None)
+            writes = [(p, p.enable) for p in device.template.points if p.enable is not None]
+            writes.append((point, value))
+            for target, target_value in writes:
+                words = encode_point(target, target_value, exponent if target is point else None)
                 response = await self._request(functools.partial(
-                    self._client.write_registers, target.address, words, device_id=battery.unit_id))
+                    self._client.write_registers, target.address, words, device_id=device.unit_id))
                 if response.isError():
                     raise ModbusException(f"{target.name}: exception response {response}")
         except (ModbusException, RegisterError, ConnectionError, OSError) as exc:
             self.failures += 1
-            self._needs_reapply = True
-            log.warning("%s: battery setpoint %d W not written: %s", self.name, power_w, exc)
+            log.warning("%s: %s %s = %d not written: %s", self.name, device.template.name, name,
+                        value, exc)
             return False
-        self._needs_reapply = False
         return True
 
     async def close(self) -> None:
