@@ -8,9 +8,11 @@
       modbus:
         host: 192.168.1.50
         port: 502
-        meter:    {template: gridmesh-meter, unit_id: 1}
-        inverter: {template: gridmesh-inverter, unit_id: 2}   # optional
-        battery:  {template: gridmesh-battery, unit_id: 3}    # optional
+        frame_gap_ms: 0              # pause between frames (RS485 gateways: ~20)
+        meter:    {template: eastron-sdm630, unit_id: 1}
+        inverter: {template: sunspec-inverter, unit_id: 126, host: 192.168.1.60}  # optional;
+        battery:  {template: sunspec-battery, unit_id: 1, host: 192.168.1.61}     # host/port
+                                                                  # default to the ones above
     community: { ... }               # the community's rules (see broker/community.py),
                                      # or the name of a file holding them: ../community.yaml
 """
@@ -31,6 +33,8 @@ from gridmesh.config import ConfigError, build_with_section, load_identity
 class DeviceConfig:
     template: str = bounded(max_len=200)
     unit_id: int = bounded(min=0, max=247)
+    host: str | None = bounded(None, max_len=253)  # default: the household's modbus.host
+    port: int | None = bounded(None, min=1, max=65535)  # default: modbus.port
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
-from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from edge.config import DeviceConfig, ModbusConfig
 from edge.device_health import DeviceHealth
+from edge.modbus_link import ModbusLink
 from edge.plausibility import reading_problem
 from edge.readings import BatteryReading, InverterReading, MeterReading, Readings
 from edge.registers.codec import RegisterError, decode_block, encode_point, read_plan
@@ -35,10 +33,11 @@ log = logging.getLogger("gridmesh.edge.drivers")
 class BoundDevice:
     template: DeviceTemplate
     unit_id: int
+    link: ModbusLink
 
 
 class ModbusHousehold:
-    """One household's devices behind one Modbus TCP endpoint."""
+    """One household's devices, each on its own endpoint or sharing one (a link each)."""
 
     def __init__(
         self, config: ModbusConfig, name: str = "",
@@ -46,18 +45,19 @@ class ModbusHousehold:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.name = name or f"{config.host}:{config.port}"
-        self._client = AsyncModbusTcpClient(
-            config.host, port=config.port, timeout=config.timeout_ms / 1000, retries=0,
-            reconnect_delay=0,
-        )
-        self.meter = _bind(config.meter)
-        self.inverter = _bind(config.inverter) if config.inverter else None
-        self.battery = _bind(config.battery) if config.battery else None
-        # One request at a time on the link, with a gap between frames (RS485 gateways).
-        self._link = asyncio.Lock()
-        self._gap_s = config.frame_gap_ms / 1000
-        self._last_frame = -math.inf
-        self._clock, self._sleep = clock, sleep
+        links: dict[tuple[str, int], ModbusLink] = {}
+
+        def bind(device: DeviceConfig) -> BoundDevice:
+            where = (device.host or config.host, device.port or config.port)
+            if where not in links:
+                links[where] = ModbusLink(*where, config.timeout_ms, config.frame_gap_ms, clock, sleep)
+            return BoundDevice(load_template(device.template), device.unit_id, links[where])
+
+        self.meter = bind(config.meter)
+        self.inverter = bind(config.inverter) if config.inverter else None
+        self.battery = bind(config.battery) if config.battery else None
+        self.links = tuple(links.values())
+        self._clock = clock
         self.health = {d.template.name: DeviceHealth() for d in self._devices()}
         self.skipped = 0  # reads not sent to a defective device
         self._setpoint_w: int | None = None
@@ -65,27 +65,15 @@ class ModbusHousehold:
         self._needs_reapply = False
         self.failures = 0
 
-    async def _ensure_connected(self) -> bool:
-        if self._client.connected:
-            return True
-        ok = bool(await self._client.connect())
-        if ok and self._setpoint_w is not None:
-            self._needs_reapply = True
-        return ok
+    async def _ensure_connected(self, device: BoundDevice) -> None:
+        state = await device.link.ensure_connected()
+        if state is False:
+            raise ConnectionError(f"{device.link.where}: not connected")
+        if state is None and device is self.battery and self._setpoint_w is not None:
+            self._needs_reapply = True  # a reconnected battery gets its setpoint again
 
     def _devices(self) -> list[BoundDevice]:
         return [d for d in (self.meter, self.inverter, self.battery) if d is not None]
-
-    async def _request(self, call: Callable[[], Awaitable[Any]]) -> Any:
-        """One frame on the link: after the previous one, and the configured gap."""
-        async with self._link:
-            wait = self._last_frame + self._gap_s - self._clock()
-            if wait > 0:
-                await self._sleep(wait)
-            try:
-                return await call()
-            finally:
-                self._last_frame = self._clock()
 
     async def _read_device(self, device: BoundDevice) -> dict[str, int] | None:
         health = self.health[device.template.name]
@@ -94,12 +82,12 @@ class ModbusHousehold:
             return None
         values: dict[str, int] = {}
         try:
-            if not await self._ensure_connected():
-                raise ConnectionError("not connected")
+            await self._ensure_connected(device)
+            client = device.link.client
             for block in read_plan(device.template):
-                read = (self._client.read_input_registers if block.table == "input"
-                        else self._client.read_holding_registers)
-                response = await self._request(functools.partial(
+                read = (client.read_input_registers if block.table == "input"
+                        else client.read_holding_registers)
+                response = await device.link.request(functools.partial(
                     read, block.address, count=block.count, device_id=device.unit_id))
                 if response.isError():
                     raise ModbusException(f"exception response {response}")
@@ -163,8 +151,7 @@ class ModbusHousehold:
         own scale (SunSpec scale factors come from its last read)."""
         point = device.template.point(name)
         try:
-            if not await self._ensure_connected():
-                raise ConnectionError("not connected")
+            await self._ensure_connected(device)
             exponent = None
             if point.scale_factor is not None:
                 known = self._last.get(device.template.name) or await self._read_device(device)
@@ -175,8 +162,8 @@ class ModbusHousehold:
             writes.append((point, value))
             for target, target_value in writes:
                 words = encode_point(target, target_value, exponent if target is point else None)
-                response = await self._request(functools.partial(
-                    self._client.write_registers, target.address, words, device_id=device.unit_id))
+                response = await device.link.request(functools.partial(
+                    device.link.client.write_registers, target.address, words, device_id=device.unit_id))
                 if response.isError():
                     raise ModbusException(f"{target.name}: exception response {response}")
         except (ModbusException, RegisterError, ConnectionError, OSError) as exc:
@@ -187,8 +174,7 @@ class ModbusHousehold:
         return True
 
     async def close(self) -> None:
-        self._client.close()
+        for link in self.links:
+            link.close()
 
 
-def _bind(config: DeviceConfig) -> BoundDevice:
-    return BoundDevice(load_template(config.template), config.unit_id)

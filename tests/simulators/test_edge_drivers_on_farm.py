@@ -52,3 +52,27 @@ def test_the_driver_reads_every_household_and_its_setpoint_reaches_the_physics()
                 assert records[spec.id].flows.charge_wh == expected
 
     asyncio.run(main())
+
+
+def test_devices_on_different_endpoints_each_get_their_own_link() -> None:
+    first, second = [h for h in make_households(6, 5, prosumer_pct=100) if h.pv_profile is not None][:2]
+
+    async def main() -> None:
+        async with DeviceFarm([first, second], ProfileSet.load_bundled(), START) as farm:
+            farm.advance_to(START + 900)
+            host, port = farm.endpoint(first.id)
+            other_host, other_port = farm.endpoint(second.id)
+            config = ModbusConfig(
+                host, port, 2000, DeviceConfig(TEMPLATES[METER_UNIT], METER_UNIT),
+                DeviceConfig(TEMPLATES[INVERTER_UNIT], INVERTER_UNIT, other_host, other_port))
+            driver = ModbusHousehold(config, "split")
+            try:
+                readings = await driver.read(START + 900)
+            finally:
+                await driver.close()
+            assert len(driver.links) == 2 and readings.fresh
+            assert readings.meter is not None and readings.inverter is not None
+            assert readings.meter.power_w == farm.values(first.id)[METER_UNIT]["power_w"]
+            assert readings.inverter.pv_power_w == farm.values(second.id)[INVERTER_UNIT]["pv_power_w"]
+
+    asyncio.run(main())
