@@ -6,7 +6,7 @@ order; the feeder is reused when ``n`` exceeds it). ``round(n * prosumer_pct / 1
 of them, chosen by the seed, are prosumers: they get a PV system from the feeder (their
 own feeder household's if it has one of household size, otherwise one of the feeder's
 household-sized systems, profile and peak power) and a battery of
-:data:`PROSUMER_BATTERY`.
+:data:`PROSUMER_BATTERY`; ``pv_only_pct`` more get such a PV system without a battery.
 """
 
 from __future__ import annotations
@@ -38,13 +38,19 @@ def _feeder_order(feeder: tuple[FeederHousehold, ...], n: int, rng: random.Rando
 
 
 def make_households(
-    n: int, seed: int, prosumer_pct: int = 50, profiles: ProfileSet | None = None
+    n: int, seed: int, prosumer_pct: int = 50, profiles: ProfileSet | None = None,
+    pv_only_pct: int = 0,
 ) -> tuple[HouseholdSpec, ...]:
-    """``n`` households ``h001..``; the same arguments always give the same community."""
+    """``n`` households ``h001..``; the same arguments always give the same community.
+
+    ``pv_only_pct`` of them (drawn from the rest after the prosumers) have PV and no
+    battery; with 0 the community is the same as before that option existed.
+    """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    if not 0 <= prosumer_pct <= 100:
-        raise ValueError(f"prosumer_pct must be 0..100, got {prosumer_pct}")
+    if not 0 <= prosumer_pct <= 100 or not 0 <= pv_only_pct <= 100 - prosumer_pct:
+        raise ValueError(f"prosumer_pct ({prosumer_pct}) and pv_only_pct ({pv_only_pct}) must be "
+                         "percentages that add up to at most 100")
     source = profiles or ProfileSet.load_bundled()
     if not source.households:
         raise ValueError(f"feeder {source.feeder} lists no households")
@@ -55,16 +61,23 @@ def make_households(
     rng = random.Random(seed)
     drawn = _feeder_order(source.households, n, rng)
     prosumers = set(rng.sample(range(n), (n * prosumer_pct + 50) // 100))
+    # PV-only households draw from their own generator, so adding them changes nobody else.
+    pv_rng = random.Random(f"{seed}:pv-only")
+    rest = sorted(set(range(n)) - prosumers)
+    pv_only = set(pv_rng.sample(rest, min(len(rest), (n * pv_only_pct + 50) // 100)))
     households = []
     for index, origin in enumerate(drawn):
-        if index not in prosumers:
+        if index not in prosumers and index not in pv_only:
             households.append(HouseholdSpec(household_id(index), "consumer", origin.load_profile,
                                             origin.annual_kwh))
             continue
         own = origin.pv_profile is not None and 0 < origin.pv_peak_w <= MAX_HOUSEHOLD_PV_W
-        pv_profile, pv_peak_w = (origin.pv_profile, origin.pv_peak_w) if own else rng.choice(systems)
+        prosumer = index in prosumers
+        chooser = rng if prosumer else pv_rng
+        pv_profile, pv_peak_w = (origin.pv_profile, origin.pv_peak_w) if own else chooser.choice(systems)
         households.append(HouseholdSpec(
-            household_id(index), "prosumer", origin.load_profile, origin.annual_kwh,
-            pv_profile=pv_profile, pv_peak_w=pv_peak_w, battery=PROSUMER_BATTERY,
+            household_id(index), "prosumer" if prosumer else "pv", origin.load_profile,
+            origin.annual_kwh, pv_profile=pv_profile, pv_peak_w=pv_peak_w,
+            battery=PROSUMER_BATTERY if prosumer else None,
         ))
     return tuple(households)

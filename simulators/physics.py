@@ -59,7 +59,7 @@ class BatterySpec:
 @dataclass(frozen=True)
 class HouseholdSpec:
     id: str = bounded(pattern=ID)
-    role: Literal["prosumer", "consumer"] = bounded(choices=("prosumer", "consumer"))
+    role: Literal["prosumer", "pv", "consumer"] = bounded(choices=("prosumer", "pv", "consumer"))
     load_profile: str = bounded(max_len=64)
     annual_load_kwh: int = bounded(min=0, max=10_000_000)
     pv_profile: str | None = None
@@ -68,12 +68,14 @@ class HouseholdSpec:
 
     def __post_init__(self) -> None:
         check_bounds(self)
-        if self.role not in ("prosumer", "consumer"):
-            raise ValueError(f"{self.id}: role must be prosumer or consumer, got {self.role!r}")
+        if self.role not in ("prosumer", "pv", "consumer"):
+            raise ValueError(f"{self.id}: role must be prosumer, pv or consumer, got {self.role!r}")
         if (self.pv_profile is None) != (self.pv_peak_w == 0):
             raise ValueError(f"{self.id}: pv_profile and pv_peak_w must be given together")
         if self.role == "consumer" and (self.pv_profile is not None or self.battery is not None):
             raise ValueError(f"{self.id}: a consumer has no PV and no battery")
+        if self.role == "pv" and (self.pv_profile is None or self.battery is not None):
+            raise ValueError(f"{self.id}: a pv household has PV and no battery")
 
 
 @dataclass(frozen=True)

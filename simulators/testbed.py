@@ -157,7 +157,8 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
     prepare_out_dir(out)
     (out / RUN_MARKER).write_text('{"status": "running"}\n')
     profiles = ProfileSet.load_bundled()
-    households = make_households(tb.households, tb.seed, prosumer_pct=tb.prosumer_pct)
+    households = make_households(tb.households, tb.seed, prosumer_pct=tb.prosumer_pct,
+                                 pv_only_pct=tb.pv_only_pct)
     coordinator_id = Identity.derived(config.community.coordinator_id, tb.seed)
     community, identities = _community_with_members(config, households, coordinator_id)
     first_slot = tb.start_s // market.slot_s

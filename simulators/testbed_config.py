@@ -8,6 +8,7 @@
       seed: 1
       start: 2016-06-06   # UTC, inside the bundled profile extract; or 2016-06-06T10:00
       prosumer_pct: 50
+      pv_only_pct: 0      # households with PV and no battery
       clock: virtual      # or realtime (with speed)
       speed: 1
       broker: auto        # auto, mosquitto or embedded
@@ -33,6 +34,7 @@ class TestbedSection:
     seed: int = bounded(1, min=0, max=2**31)
     start: str = bounded("2016-06-06", pattern=r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2})?")
     prosumer_pct: int = bounded(50, min=0, max=100)
+    pv_only_pct: int = bounded(0, min=0, max=100)  # PV without a battery
     clock: str = bounded("virtual", choices=("virtual", "realtime"))
     speed: int = bounded(1, min=1, max=86_400)
     broker: str = bounded("auto", choices=("auto", "mosquitto", "embedded"))
@@ -43,6 +45,9 @@ class TestbedSection:
             dt.datetime.fromisoformat(self.start)
         except ValueError:
             raise ValueError(f"start: {self.start!r} is not a valid date or date and time") from None
+        if self.prosumer_pct + self.pv_only_pct > 100:
+            raise ValueError(f"pv_only_pct: {self.pv_only_pct} with prosumer_pct {self.prosumer_pct} "
+                             "is more than 100 %")
 
     @property
     def start_s(self) -> int:

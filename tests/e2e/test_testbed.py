@@ -153,3 +153,18 @@ def test_unknown_config_key_exits_2_naming_the_key(
 def test_bad_command_line_values_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["testbed", "--households", "0", "--out", str(tmp_path / "out")]) == 2
     assert "--households: must be >= 1" in capsys.readouterr().err
+
+
+def test_a_community_with_pv_only_households_runs_and_balances(tmp_path: Path) -> None:
+    config = tmp_path / "mixed.yaml"
+    config.write_text("testbed:\n  households: 6\n  slots: 4\n  start: 2016-06-06T10:00\n"
+                      "  prosumer_pct: 30\n  pv_only_pct: 40\n  broker: embedded\n")
+    assert main(["testbed", "--config", str(config), "--out", str(tmp_path / "run"), "--json"]) == 0
+    roles = dict(rows(tmp_path / "run" / "results.db", "SELECT role, COUNT(*) FROM households GROUP BY role"))
+    assert roles == {"prosumer": 2, "pv": 2, "consumer": 2}
+    for load, pv, charge, discharge, imp, exp, metered in rows(
+        tmp_path / "run" / "results.db",
+        "SELECT s.load_wh, s.pv_wh, s.charge_wh, s.discharge_wh, s.import_wh, s.export_wh, s.metered_wh "
+        "FROM household_slots s JOIN households h USING (household) WHERE h.role = 'pv'"):
+        assert charge == discharge == 0 and imp - exp == load - pv  # type: ignore[operator]
+        assert metered == imp - exp  # type: ignore[operator]

@@ -41,3 +41,20 @@ def test_bad_arguments() -> None:
         make_households(3, 1, prosumer_pct=101)
     with pytest.raises(ValueError, match="n must be"):
         make_households(-1, 1)
+
+
+def test_pv_only_households_have_pv_and_no_battery_and_leave_the_rest_unchanged() -> None:
+    before = make_households(20, 3, prosumer_pct=40)
+    mixed = make_households(20, 3, prosumer_pct=40, pv_only_pct=25)
+    roles = [h.role for h in mixed]
+    assert (roles.count("prosumer"), roles.count("pv"), roles.count("consumer")) == (8, 5, 7)
+    for old, new in zip(before, mixed, strict=True):
+        if new.role == "pv":
+            assert old.role == "consumer" and new.pv_profile is not None and new.battery is None
+        else:
+            assert new == old  # prosumers and the remaining consumers are as before
+
+
+def test_shares_above_100_percent_are_refused() -> None:
+    with pytest.raises(ValueError, match="add up to at most 100"):
+        make_households(10, 1, prosumer_pct=60, pv_only_pct=50)
