@@ -9,7 +9,8 @@ Model, per step:
 - **PV** produces ``pv_wh``; the inverter's export limit caps its AC output at
   ``export_limit_pct`` % of ``pv_peak_w``. What is cut is ``curtailed_wh``.
 - **Battery** follows ``setpoint_w`` (+discharge), clamped to ``max_charge_w`` /
-  ``max_discharge_w``; the energy it moves is held inside its SoC window
+  ``max_discharge_w``, moving towards it at ``ramp_w_per_s`` (a step moves the energy
+  of that trajectory's mean power); the energy it moves is held inside its SoC window
   ``soc_min_pct``..``soc_max_pct``. ``charge_wh`` and ``discharge_wh`` are AC-side.
   The whole round-trip loss is booked on charging: ``charge_wh`` adds
   ``charge_wh * efficiency_pct / 100`` to the stored energy and ``discharge_wh`` takes
@@ -23,7 +24,9 @@ Model, per step:
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
 from broker.messages import ID
@@ -41,6 +44,7 @@ class BatterySpec:
     max_charge_w: int = bounded(2500, min=0, max=10_000_000)
     max_discharge_w: int = bounded(2500, min=0, max=10_000_000)
     efficiency_pct: int = bounded(90, min=1, max=100)  # round trip
+    ramp_w_per_s: int = bounded(0, min=0, max=10_000_000)  # how fast power may change; 0: at once
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -89,6 +93,7 @@ class HouseholdState:
     discharge_total_wh: int = 0
     setpoint_w: int = 0  # + discharge
     export_limit_pct: int = 100
+    battery_power_w: int = 0  # what the battery delivered at the end of the last step
 
 
 @dataclass(frozen=True)
@@ -174,9 +179,15 @@ def step(
     pv_out = min(pv_wh, cap_wh)
     charge = discharge = 0
     stored = state.stored_mwh
+    power_end = 0
     if spec.battery is not None:
-        charge, discharge = battery_energy(spec.battery, stored, state.setpoint_w, duration_s)
-        stored += charge * spec.battery.efficiency_pct * MWH_PER_WH // 100 - discharge * MWH_PER_WH
+        battery = spec.battery
+        target = max(-battery.max_charge_w, min(battery.max_discharge_w, state.setpoint_w))
+        power_mean, power_end = ramp(state.battery_power_w, target, battery.ramp_w_per_s, duration_s)
+        charge, discharge = battery_energy(battery, stored, power_mean, duration_s)
+        if charge == discharge == 0:
+            power_end = 0  # held at the edge of its SoC window
+        stored += charge * battery.efficiency_pct * MWH_PER_WH // 100 - discharge * MWH_PER_WH
     net_wh = load_wh - pv_out - discharge + charge
     flows = StepFlows(
         start_s=state.t_s, end_s=end_s, load_wh=load_wh, pv_wh=pv_out, curtailed_wh=pv_wh - pv_out,
@@ -192,8 +203,24 @@ def step(
         pv_total_wh=state.pv_total_wh + pv_out,
         charge_total_wh=state.charge_total_wh + charge,
         discharge_total_wh=state.discharge_total_wh + discharge,
+        battery_power_w=power_end,
     )
     return new_state, flows
+
+
+def ramp(start_w: int, target_w: int, rate_w_per_s: int, duration_s: int) -> tuple[int, int]:
+    """(mean power, end power) of moving from ``start_w`` towards ``target_w`` at
+    ``rate_w_per_s`` (0: at once) and holding there, over ``duration_s``."""
+    gap = target_w - start_w
+    if rate_w_per_s == 0 or gap == 0 or duration_s <= 0:
+        return target_w, target_w
+    direction = 1 if gap > 0 else -1
+    ramp_s = Fraction(abs(gap), rate_w_per_s)
+    if ramp_s >= duration_s:  # still ramping at the end
+        end = start_w + direction * rate_w_per_s * duration_s
+        return (start_w + end) // 2, end
+    mean = ((start_w + target_w) * ramp_s / 2 + target_w * (duration_s - ramp_s)) / duration_s
+    return math.floor(mean), target_w
 
 
 def average_power_w(energy_wh: int, duration_s: int) -> int:

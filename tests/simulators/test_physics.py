@@ -14,6 +14,7 @@ from simulators.physics import (
     HouseholdState,
     average_power_w,
     initial_state,
+    ramp,
     soc_pct,
     step,
     stored_wh,
@@ -136,3 +137,24 @@ def test_average_power_rounds_half_away_from_zero() -> None:
     assert average_power_w(500, 900) == 2000
     assert average_power_w(-1, 7200) == -1  # -0.5 W
     assert average_power_w(5, 0) == 0
+
+
+def test_a_ramp_limit_slows_the_battery_to_its_setpoint() -> None:
+    assert ramp(0, 2000, 0, 900) == (2000, 2000)  # no limit: at once
+    mean, end = ramp(0, 2000, 10, 900)  # 200 s to get there, then 700 s at 2 kW
+    assert (mean, end) == (1777, 2000)  # (1000 * 200 + 2000 * 700) / 900
+    assert ramp(0, 2000, 1, 900) == (450, 900)  # still ramping at the end
+    assert ramp(1500, -1500, 100, 300) == (-1350, -1500)  # 30 s through zero, 270 s charging
+
+
+def test_a_ramped_battery_moves_less_energy_in_its_first_step() -> None:
+    fast = BatterySpec(capacity_wh=10_000, ramp_w_per_s=0)
+    slow = dataclasses.replace(fast, ramp_w_per_s=10)
+    moved = []
+    for battery in (fast, slow):
+        spec = HouseholdSpec("h001", "prosumer", "H0", 3000, "PV1", 4000, battery)
+        state = dataclasses.replace(initial_state(spec, 0), setpoint_w=2000)
+        after, flows = step(spec, state, 0, 0, 900)
+        moved.append(flows.discharge_wh)
+        assert after.battery_power_w == 2000
+    assert moved == [500, 444]  # 2 kW for 15 min, and the ramped trajectory's mean
