@@ -27,14 +27,21 @@ from broker.launcher import BrokerHandle, start_broker
 from broker.schema import to_dict
 from broker.topics import Topics
 from simulators.clock_master import ClockMaster, tick_times
-from simulators.device_farm import DeviceFarm, StepRecord
+from simulators.device_farm import (
+    BATTERY_UNIT,
+    INVERTER_UNIT,
+    METER_UNIT,
+    DeviceFarm,
+    StepRecord,
+    device_units,
+)
 from simulators.fleet import make_households
+from simulators.modbus_server import Fault
 from simulators.physics import HouseholdSpec
 from simulators.profiles import ProfileSet
-from simulators.testbed_config import TestbedConfig
+from simulators.testbed_config import FaultSpec, TestbedConfig
 
 RUN_MARKER = "run.json"
-METER_UNIT, INVERTER_UNIT, BATTERY_UNIT = 1, 2, 3
 
 
 class TestbedError(RuntimeError):
@@ -159,6 +166,7 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
     profiles = ProfileSet.load_bundled()
     households = make_households(tb.households, tb.seed, prosumer_pct=tb.prosumer_pct,
                                  pv_only_pct=tb.pv_only_pct)
+    check_faults(tb.faults, households)
     coordinator_id = Identity.derived(config.community.coordinator_id, tb.seed)
     community, identities = _community_with_members(config, households, coordinator_id)
     first_slot = tb.start_s // market.slot_s
@@ -201,6 +209,7 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
 
                 def step_physics(t_s: int) -> None:
                     artifacts.records.extend(farm.advance_to(t_s))
+                    apply_faults(farm, tb.faults, t_s // market.slot_s - first_slot)
 
                 speed = tb.speed if tb.clock == "realtime" else None
                 run = master.run(times, step_physics, progress.after_tick, market.slot_s, speed)
@@ -224,6 +233,25 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
         broker.stop()
     artifacts.wall_s = time.monotonic() - started
     return artifacts
+
+
+FAULT_UNITS = {"meter": METER_UNIT, "inverter": INVERTER_UNIT, "battery": BATTERY_UNIT}
+
+
+def check_faults(faults: tuple[FaultSpec, ...], households: tuple[HouseholdSpec, ...]) -> None:
+    """TestbedError if a fault names a device its household does not have."""
+    specs = {h.id: h for h in households}
+    for index, fault in enumerate(faults):
+        if FAULT_UNITS[fault.device] not in device_units(specs[fault.household]):
+            raise TestbedError(f"testbed.faults[{index}]: {fault.household} ({specs[fault.household].role}) "
+                               f"has no {fault.device}")
+
+
+def apply_faults(farm: DeviceFarm, faults: tuple[FaultSpec, ...], slot_index: int) -> None:
+    """Switch each scheduled fault on or off for the slot the clock has reached."""
+    for fault in faults:
+        active = Fault.named(fault.fault) if fault.active(slot_index) else None
+        farm.server(fault.household).set_fault(FAULT_UNITS[fault.device], active)
 
 
 async def _watch(processes: list[tuple[str, asyncio.subprocess.Process, Path]]) -> None:

@@ -9,6 +9,8 @@
       start: 2016-06-06   # UTC, inside the bundled profile extract; or 2016-06-06T10:00
       prosumer_pct: 50
       pv_only_pct: 0      # households with PV and no battery
+      faults:             # devices that misbehave for a while (default: none)
+        - {household: h003, device: meter, fault: failure, from_slot: 10, slots: 4}
       clock: virtual      # or realtime (with speed)
       speed: 1
       broker: auto        # auto, mosquitto or embedded
@@ -28,6 +30,20 @@ from gridmesh.config import ConfigError, build, read_yaml
 
 
 @dataclass(frozen=True)
+class FaultSpec:
+    """A device that misbehaves for part of a run (see simulators.modbus_server.Fault)."""
+
+    household: str = bounded(pattern=r"h\d{3,4}")
+    device: str = bounded(choices=("meter", "inverter", "battery"))
+    fault: str = bounded(choices=("timeout", "slow", "busy", "failure", "frozen"))
+    from_slot: int = bounded(0, min=0, max=35_040)  # counted from the run's first slot
+    slots: int = bounded(1, min=1, max=35_040)
+
+    def active(self, slot_index: int) -> bool:
+        return self.from_slot <= slot_index < self.from_slot + self.slots
+
+
+@dataclass(frozen=True)
 class TestbedSection:
     households: int = bounded(20, min=1, max=1000)
     slots: int = bounded(96, min=1, max=35_040)
@@ -39,12 +55,18 @@ class TestbedSection:
     speed: int = bounded(1, min=1, max=86_400)
     broker: str = bounded("auto", choices=("auto", "mosquitto", "embedded"))
     agent_processes: int = bounded(0, min=0, max=64)  # 0: one per 50 households
+    faults: tuple[FaultSpec, ...] = ()
 
     def __post_init__(self) -> None:
         try:
             dt.datetime.fromisoformat(self.start)
         except ValueError:
             raise ValueError(f"start: {self.start!r} is not a valid date or date and time") from None
+        for index, fault in enumerate(self.faults):
+            number = int(fault.household[1:])
+            if not 1 <= number <= self.households:
+                raise ValueError(f"faults[{index}].household: {fault.household} is not one of "
+                                 f"h001..h{self.households:03d}")
         if self.prosumer_pct + self.pv_only_pct > 100:
             raise ValueError(f"pv_only_pct: {self.pv_only_pct} with prosumer_pct {self.prosumer_pct} "
                              "is more than 100 %")

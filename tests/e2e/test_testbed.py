@@ -168,3 +168,28 @@ def test_a_community_with_pv_only_households_runs_and_balances(tmp_path: Path) -
         "FROM household_slots s JOIN households h USING (household) WHERE h.role = 'pv'"):
         assert charge == discharge == 0 and imp - exp == load - pv  # type: ignore[operator]
         assert metered == imp - exp  # type: ignore[operator]
+
+
+def test_a_scheduled_meter_failure_costs_that_household_its_reports_and_nothing_else(
+    tmp_path: Path
+) -> None:
+    config = tmp_path / "faulty.yaml"
+    config.write_text("testbed:\n  households: 4\n  slots: 6\n  start: 2016-06-06T10:00\n"
+                      "  broker: embedded\n  faults:\n"
+                      "    - {household: h002, device: meter, fault: failure, from_slot: 2, slots: 2}\n")
+    assert main(["testbed", "--config", str(config), "--out", str(tmp_path / "run"), "--json"]) == 0
+    missing = rows(tmp_path / "run" / "results.db",
+                   "SELECT household, slot FROM household_slots WHERE metered_wh IS NULL ORDER BY slot")
+    assert missing and {household for household, _ in missing} == {"h002"}
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["reports_accepted"] == 4 * 6 - len(missing)
+
+
+def test_a_fault_on_a_device_the_household_lacks_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("testbed:\n  households: 4\n  slots: 2\n  prosumer_pct: 0\n"
+                      "  faults:\n    - {household: h001, device: battery, fault: busy}\n")
+    assert main(["testbed", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    assert "testbed.faults[0]: h001 (consumer) has no battery" in capsys.readouterr().err
