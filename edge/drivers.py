@@ -4,7 +4,11 @@ A driver is generic over its register-map template (:mod:`edge.registers`): it r
 each device in as few requests as the template's read plan allows and decodes the
 points into gridmesh units. A failed request makes that device's reading unavailable
 (``None``) for this cycle; the client reconnects on the next read. The last battery
-setpoint is written again after every reconnect.
+setpoint is written again after every reconnect. Devices sharing an endpoint share a
+link (one request at a time, with the configured gap between frames); a device that
+keeps failing is defective and is only tried again after a pause
+(:mod:`edge.device_health`). Readings no real device could give are refused
+(:mod:`edge.plausibility`).
 """
 
 from __future__ import annotations
