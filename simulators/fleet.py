@@ -39,7 +39,7 @@ def _feeder_order(feeder: tuple[FeederHousehold, ...], n: int, rng: random.Rando
 
 def make_households(
     n: int, seed: int, prosumer_pct: int = 50, profiles: ProfileSet | None = None,
-    pv_only_pct: int = 0,
+    pv_only_pct: int = 0, battery: BatterySpec = PROSUMER_BATTERY,
 ) -> tuple[HouseholdSpec, ...]:
     """``n`` households ``h001..``; the same arguments always give the same community.
 
@@ -78,6 +78,6 @@ def make_households(
         households.append(HouseholdSpec(
             household_id(index), "prosumer" if prosumer else "pv", origin.load_profile,
             origin.annual_kwh, pv_profile=pv_profile, pv_peak_w=pv_peak_w,
-            battery=PROSUMER_BATTERY if prosumer else None,
+            battery=battery if prosumer else None,
         ))
     return tuple(households)

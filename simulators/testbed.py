@@ -35,7 +35,7 @@ from simulators.device_farm import (
     StepRecord,
     device_units,
 )
-from simulators.fleet import make_households
+from simulators.fleet import PROSUMER_BATTERY, make_households
 from simulators.modbus_server import Fault
 from simulators.physics import HouseholdSpec
 from simulators.profiles import ProfileSet
@@ -164,8 +164,9 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
     prepare_out_dir(out)
     (out / RUN_MARKER).write_text('{"status": "running"}\n')
     profiles = ProfileSet.load_bundled()
+    battery = dataclasses.replace(PROSUMER_BATTERY, ramp_w_per_s=tb.battery_ramp_w_per_s)
     households = make_households(tb.households, tb.seed, prosumer_pct=tb.prosumer_pct,
-                                 pv_only_pct=tb.pv_only_pct)
+                                 pv_only_pct=tb.pv_only_pct, battery=battery)
     check_faults(tb.faults, households)
     coordinator_id = Identity.derived(config.community.coordinator_id, tb.seed)
     community, identities = _community_with_members(config, households, coordinator_id)

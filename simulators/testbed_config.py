@@ -51,6 +51,7 @@ class TestbedSection:
     start: str = bounded("2016-06-06", pattern=r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2})?")
     prosumer_pct: int = bounded(50, min=0, max=100)
     pv_only_pct: int = bounded(0, min=0, max=100)  # PV without a battery
+    battery_ramp_w_per_s: int = bounded(0, min=0, max=1_000_000)  # 0: batteries change power at once
     clock: str = bounded("virtual", choices=("virtual", "realtime"))
     speed: int = bounded(1, min=1, max=86_400)
     broker: str = bounded("auto", choices=("auto", "mosquitto", "embedded"))

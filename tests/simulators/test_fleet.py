@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from simulators.fleet import MAX_HOUSEHOLD_PV_W, PROSUMER_BATTERY, make_households
@@ -58,3 +60,9 @@ def test_pv_only_households_have_pv_and_no_battery_and_leave_the_rest_unchanged(
 def test_shares_above_100_percent_are_refused() -> None:
     with pytest.raises(ValueError, match="add up to at most 100"):
         make_households(10, 1, prosumer_pct=60, pv_only_pct=50)
+
+
+def test_prosumers_get_the_battery_they_are_given() -> None:
+    slow = dataclasses.replace(PROSUMER_BATTERY, ramp_w_per_s=50)
+    households = make_households(6, 2, prosumer_pct=50, battery=slow)
+    assert {h.battery for h in households if h.role == "prosumer"} == {slow}
