@@ -159,9 +159,13 @@ class ProfileSet:
         return cls(feeder, profiles, households)
 
     @classmethod
-    def load_bundled(cls) -> ProfileSet:
-        """The extract shipped in ``simulators/data`` (read once per process)."""
-        return _bundled()
+    def load_bundled(cls, feeder: str = "") -> ProfileSet:
+        """A feeder's extract shipped in ``simulators/data`` (default: the default feeder),
+        read once per process; ValueError names the bundled feeders for an unknown one."""
+        name = feeder or BUNDLED_FEEDER
+        if name not in bundled_feeders():
+            raise ValueError(f"no bundled feeder {name!r} (bundled: {', '.join(bundled_feeders())})")
+        return _bundled(name)
 
     def names(self, kind: Literal["load", "pv"]) -> tuple[str, ...]:
         return tuple(sorted(n for n, p in self.profiles.items() if p.kind == kind))
@@ -198,6 +202,11 @@ class ProfileSet:
         )
 
 
+def bundled_feeders() -> tuple[str, ...]:
+    """The SimBench feeders whose extract is in ``simulators/data``."""
+    return tuple(sorted(p.name[len("feeder-"):-len(".csv")] for p in DATA_DIR.glob("feeder-*.csv")))
+
+
 @functools.cache
-def _bundled() -> ProfileSet:
-    return ProfileSet.load(DATA_DIR, BUNDLED_FEEDER)
+def _bundled(feeder: str) -> ProfileSet:
+    return ProfileSet.load(DATA_DIR, feeder)

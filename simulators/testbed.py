@@ -163,10 +163,10 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
     market = config.community.market
     prepare_out_dir(out)
     (out / RUN_MARKER).write_text('{"status": "running"}\n')
-    profiles = ProfileSet.load_bundled()
+    profiles = ProfileSet.load_bundled(tb.feeder)
     battery = dataclasses.replace(PROSUMER_BATTERY, ramp_w_per_s=tb.battery_ramp_w_per_s)
     households = make_households(tb.households, tb.seed, prosumer_pct=tb.prosumer_pct,
-                                 pv_only_pct=tb.pv_only_pct, battery=battery)
+                                 profiles=profiles, pv_only_pct=tb.pv_only_pct, battery=battery)
     check_faults(tb.faults, households)
     coordinator_id = Identity.derived(config.community.coordinator_id, tb.seed)
     community, identities = _community_with_members(config, households, coordinator_id)

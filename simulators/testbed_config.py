@@ -7,6 +7,7 @@
       slots: 96
       seed: 1
       start: 2016-06-06   # UTC, inside the bundled profile extract; or 2016-06-06T10:00
+      feeder: 1-LV-rural3--0-sw   # a bundled SimBench feeder (see simulators/data)
       prosumer_pct: 50
       pv_only_pct: 0      # households with PV and no battery
       faults:             # devices that misbehave for a while (default: none)
@@ -27,6 +28,7 @@ from typing import Any
 from broker.community import Community
 from broker.schema import bounded
 from gridmesh.config import ConfigError, build, read_yaml
+from simulators.profiles import bundled_feeders
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class TestbedSection:
     slots: int = bounded(96, min=1, max=35_040)
     seed: int = bounded(1, min=0, max=2**31)
     start: str = bounded("2016-06-06", pattern=r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2})?")
+    feeder: str = bounded("1-LV-rural3--0-sw", max_len=64)  # a bundled SimBench feeder
     prosumer_pct: int = bounded(50, min=0, max=100)
     pv_only_pct: int = bounded(0, min=0, max=100)  # PV without a battery
     battery_ramp_w_per_s: int = bounded(0, min=0, max=1_000_000)  # 0: batteries change power at once
@@ -63,6 +66,9 @@ class TestbedSection:
             dt.datetime.fromisoformat(self.start)
         except ValueError:
             raise ValueError(f"start: {self.start!r} is not a valid date or date and time") from None
+        if self.feeder not in bundled_feeders():
+            raise ValueError(f"feeder: {self.feeder!r} is not bundled (bundled: "
+                             f"{', '.join(bundled_feeders())})")
         for index, fault in enumerate(self.faults):
             number = int(fault.household[1:])
             if not 1 <= number <= self.households:
@@ -106,7 +112,9 @@ def load_testbed_config(path: Path | None, overrides: dict[str, Any]) -> Testbed
         try:
             section = build(TestbedSection, merged, "command line")
         except ConfigError as exc:
-            raise ConfigError("command line", f"--{exc.path.replace('_', '-')}", exc.problem) \
-                from None
+            key, problem = exc.path, exc.problem
+            if not key and ": " in problem:  # a check across fields names its field first
+                key, problem = problem.split(": ", 1)
+            raise ConfigError("command line", f"--{key.replace('_', '-')}", problem) from None
         config = dataclasses.replace(config, testbed=section)
     return config

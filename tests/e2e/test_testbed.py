@@ -193,3 +193,15 @@ def test_a_fault_on_a_device_the_household_lacks_is_refused(
                       "  faults:\n    - {household: h001, device: battery, fault: busy}\n")
     assert main(["testbed", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
     assert "testbed.faults[0]: h001 (consumer) has no battery" in capsys.readouterr().err
+
+
+def test_another_bundled_feeder_runs_and_an_unknown_one_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["testbed", "--feeder", "1-LV-semiurb4--0-sw", "--households", "4", "--slots", "2",
+                 "--broker", "embedded", "--out", str(tmp_path / "semi"), "--json"]) == 0
+    profiles = {p for (p,) in rows(tmp_path / "semi" / "results.db", "SELECT role FROM households")}
+    assert profiles <= {"prosumer", "consumer"}
+    assert main(["testbed", "--feeder", "nope", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "--feeder: 'nope' is not bundled (bundled: 1-LV-rural3--0-sw, 1-LV-semiurb4--0-sw)" in err
