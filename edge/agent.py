@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Protocol
 
 from broker.bus import BusConnection, Endpoint, Received, connect, keep_connected
@@ -40,6 +41,10 @@ class HouseholdDevices(Protocol):
     async def read(self, t_s: int) -> Readings: ...
 
     async def set_battery_w(self, power_w: int) -> bool: ...
+
+    async def release_battery(self) -> bool: ...
+
+    def stats(self) -> dict[str, int]: ...
 
     async def close(self) -> None: ...
 
@@ -142,11 +147,24 @@ class Agent:
         if tick.last:
             self.finished.set()
 
+    def stats(self) -> dict[str, int]:
+        """What the agent counted (messages, faults, reconnects) and its device layer's
+        (failures, skipped reads, re-applied commands, time spent in Modbus)."""
+        return {**self.core.counts, **self.devices.stats()}
+
     async def _slot_start(self, bus: BusConnection, slot: int, t_s: int) -> None:
+        started = time.perf_counter()
         readings = await self.devices.read(t_s)
+        read_s = time.perf_counter() - started
         actions = self.core.on_slot_start(slot, readings)
-        if actions.battery_setpoint_w is not None:
+        started = time.perf_counter()
+        if actions.release_battery:
+            await self.devices.release_battery()
+        elif actions.battery_setpoint_w is not None:
             await self.devices.set_battery_w(actions.battery_setpoint_w)
+        counts = self.core.counts
+        counts["device_us"] += round((read_s + time.perf_counter() - started) * 1e6)
+        counts["device_cycles"] += 1
         self._awaiting = set(actions.awaiting)
         self._answered.clear()
         publishes = []

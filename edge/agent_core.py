@@ -37,7 +37,8 @@ log = logging.getLogger("gridmesh.edge")
 @dataclass(frozen=True)
 class SlotStartActions:
     messages: tuple[Message, ...]
-    battery_setpoint_w: int | None  # None: leave the battery as it is (no battery)
+    battery_setpoint_w: int | None  # None: no setpoint (no battery, or released)
+    release_battery: bool  # hand the battery to its own self-consumption control
     awaiting: frozenset[str]  # refs of the results to wait for before acknowledging
 
 
@@ -64,6 +65,8 @@ class AgentCore:
         messages: list[Message] = []
         awaiting: set[str] = set()
         previous = self._previous if self._previous_slot == slot - 1 else None
+        if not readings.fresh:
+            self.counts["readings_stale"] += 1
         self._previous, self._previous_slot = readings, slot
         if previous is not None and _meter_frozen(previous, readings):
             # Values that cannot be live: no report from them, and plan as on stale data.
@@ -78,11 +81,20 @@ class AgentCore:
 
         plan_now = self.plans.pop(slot, None)
         setpoint: int | None = None
+        release = False
+        expected_w = 0  # the battery's expected power this slot, for planning the next
         if readings.has_battery:
-            fresh = readings.fresh
-            setpoint = plan_now.battery_w if (plan_now is not None and fresh) else 0
+            if plan_now is not None and readings.fresh:
+                setpoint = plan_now.battery_w
+            if setpoint is None:  # no plan, or stale data: the battery self-consumes on its own
+                release = True
+                if plan_now is not None or not readings.fresh:
+                    self.counts["self_consumption_fallback"] += 1
+                expected_w = _self_consumption_w(readings)
+            else:
+                expected_w = setpoint
 
-        order = self._plan_next(slot, readings, setpoint or 0)
+        order = self._plan_next(slot, readings, expected_w)
         if order is not None:
             messages.append(order)
             awaiting.add(order.order_id)
@@ -93,7 +105,7 @@ class AgentCore:
             self.rejected.discard(self.sent_orders.pop(old))
         for old in [s for s in self.settlements if s < slot - 8]:
             del self.settlements[old]
-        return SlotStartActions(tuple(messages), setpoint, frozenset(awaiting))
+        return SlotStartActions(tuple(messages), setpoint, release, frozenset(awaiting))
 
     def _report_previous_slot(
         self, slot: int, readings: Readings, prev: Readings | None
@@ -227,6 +239,14 @@ def _meter_frozen(prev: Readings, now: Readings) -> bool:
     still = (after.import_wh, after.export_wh) == (before.import_wh, before.export_wh)
     flowing = min(abs(before.power_w), abs(after.power_w)) >= FROZEN_POWER_W
     return still and flowing and (before.power_w > 0) == (after.power_w > 0)
+
+
+def _self_consumption_w(readings: Readings) -> int:
+    """The power (+discharge) a self-consuming battery would run at now: what the
+    household draws from (+) or gives to (-) the grid without the battery."""
+    if readings.meter is None or readings.battery is None:
+        return 0
+    return readings.meter.power_w + readings.battery.power_w
 
 
 def _instantaneous(readings: Readings, slot_s: int) -> SlotEnergy | None:

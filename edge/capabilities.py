@@ -60,6 +60,8 @@ class Battery(Protocol):
 class BatteryControl(Protocol):
     async def set_battery_w(self, power_w: int) -> bool: ...  # + discharge; False: not written
 
+    async def release_battery(self) -> bool: ...  # the battery self-consumes on its own
+
 
 @runtime_checkable
 class PowerLimiter(Protocol):

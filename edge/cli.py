@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -33,6 +34,8 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--config", type=Path, nargs="+", required=True,
                         help="agent YAML file(s)")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    parser.add_argument("--stats-dir", type=Path,
+                        help="write each agent's counters to DIR/<device>.json when it finishes")
     parser.set_defaults(handler=run)
 
 
@@ -63,7 +66,11 @@ def run(args: argparse.Namespace) -> int:
     agents = aio.run(run_agents(args.config))
     total: Counter[str] = Counter()
     for agent in agents:
-        total.update(agent.core.counts)
+        stats = agent.stats()
+        total.update(stats)
+        if args.stats_dir is not None:
+            args.stats_dir.mkdir(parents=True, exist_ok=True)
+            (args.stats_dir / f"{agent.device}.json").write_text(json.dumps(stats, sort_keys=True) + "\n")
     print(f"{len(agents)} agent(s) finished: " +
           ", ".join(f"{k}={v}" for k, v in sorted(total.items())))
     return 0

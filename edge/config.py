@@ -9,6 +9,7 @@
         host: 192.168.1.50
         port: 502
         frame_gap_ms: 0              # pause between frames (RS485 gateways: ~20)
+        setpoint_revert_s: 1800      # the battery self-consumes after this long without a command
         meter:    {template: eastron-sdm630, unit_id: 1}
         inverter: {template: sunspec-inverter, unit_id: 126, host: 192.168.1.60}  # optional;
         battery:  {template: sunspec-battery, unit_id: 1, host: 192.168.1.61}     # host/port
@@ -46,6 +47,9 @@ class ModbusConfig:
     inverter: DeviceConfig | None = None
     battery: DeviceConfig | None = None
     frame_gap_ms: int = bounded(0, min=0, max=1000)  # pause between frames (RS485 gateways)
+    # A battery whose template can revert returns to its own self-consumption when no
+    # command has come for this long (a lost link, a dead agent); 0: never.
+    setpoint_revert_s: int = bounded(1800, min=0, max=86_400)
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,12 @@ A driver is generic over its register-map template (:mod:`edge.registers`): it r
 each device in as few requests as the template's read plan allows and decodes the
 points into gridmesh units. A failed request makes that device's reading unavailable
 (``None``) for this cycle; the client reconnects on the next read. The last battery
-setpoint is written again after every reconnect. Devices sharing an endpoint share a
+command (a setpoint, or control handed back to the battery) is written again after
+every reconnect. Devices sharing an endpoint share a
 link (one request at a time, with the configured gap between frames); a device that
 keeps failing is defective and is only tried again after a pause
-(:mod:`edge.device_health`). Readings no real device could give are refused
+(:mod:`edge.device_health`), counted in the time of the readings (the virtual clock's in
+a testbed). Readings no real device could give are refused
 (:mod:`edge.plausibility`).
 """
 
@@ -61,27 +63,34 @@ class ModbusHousehold:
         self.inverter = bind(config.inverter) if config.inverter else None
         self.battery = bind(config.battery) if config.battery else None
         self.links = tuple(links.values())
-        self._clock = clock
+        self._now_s = 0.0  # the time of the last read: wall time on a device, virtual in a testbed
         self.health = {d.template.name: DeviceHealth() for d in self._devices()}
         self.skipped = 0  # reads not sent to a defective device
-        self._setpoint_w: int | None = None
+        self._battery_command: int | None = None  # the last setpoint; None: control handed back
+        self._commanded = False
         self._last: dict[str, dict[str, int]] = {}  # each device's last good read, by template
         self._needs_reapply = False
+        self._revert_s = config.setpoint_revert_s
+        self._revert_pending = True  # written once per connection, before the first command
         self.failures = 0
+        self.reapplied = 0  # battery commands written again after a reconnect or a failed write
 
     async def _ensure_connected(self, device: BoundDevice) -> None:
         state = await device.link.ensure_connected()
         if state is False:
             raise ConnectionError(f"{device.link.where}: not connected")
-        if state is None and device is self.battery and self._setpoint_w is not None:
-            self._needs_reapply = True  # a reconnected battery gets its setpoint again
+        battery_link = self.battery.link if self.battery is not None else None
+        if state is None and device.link is battery_link:
+            self._revert_pending = True
+            if self._commanded:
+                self._needs_reapply = True  # a reconnected battery gets its last command again
 
     def _devices(self) -> list[BoundDevice]:
         return [d for d in (self.meter, self.inverter, self.battery) if d is not None]
 
-    async def _read_device(self, device: BoundDevice) -> dict[str, int] | None:
+    async def _read_device(self, device: BoundDevice, now_s: float) -> dict[str, int] | None:
         health = self.health[device.template.name]
-        if not health.may_try(self._clock()):
+        if not health.may_try(now_s):
             self.skipped += 1
             return None
         values: dict[str, int] = {}
@@ -107,18 +116,23 @@ class ModbusHousehold:
             self.failures += 1
             log.warning("%s: %s (unit %d) unavailable: %s", self.name,
                         device.template.name, device.unit_id, exc)
-            if health.failed(self._clock()):
+            if health.failed(now_s):
                 log.warning("%s: %s (unit %d) defective after %d failures; retrying at intervals",
                             self.name, device.template.name, device.unit_id, health.failures_in_row)
             return None
         return values
 
     async def read(self, t_s: int) -> Readings:
-        meter = await self._read_device(self.meter)
-        inverter = await self._read_device(self.inverter) if self.inverter else None
-        battery = await self._read_device(self.battery) if self.battery else None
-        if self._needs_reapply and self._setpoint_w is not None:
-            await self.set_battery_w(self._setpoint_w)
+        self._now_s = t_s
+        meter = await self._read_device(self.meter, t_s)
+        inverter = await self._read_device(self.inverter, t_s) if self.inverter else None
+        battery = await self._read_device(self.battery, t_s) if self.battery else None
+        if self._needs_reapply and self._commanded:
+            self.reapplied += 1
+            if self._battery_command is None:
+                await self.release_battery()
+            else:
+                await self.set_battery_w(self._battery_command)
         return Readings(
             t_s,
             MeterReading(meter["power_w"], meter["import_wh"], meter["export_wh"])
@@ -139,8 +153,30 @@ class ModbusHousehold:
         """Write the battery's power setpoint (+discharge); remembered for reconnects."""
         if self.battery is None:
             return False
-        self._setpoint_w = power_w
-        ok = await self._write_setpoint(self.battery, "setpoint_w", power_w)
+        self._battery_command, self._commanded = power_w, True
+        ok = await self._write_revert() and await self._write_setpoint(self.battery, "setpoint_w", power_w)
+        self._needs_reapply = not ok
+        return ok
+
+    async def _write_revert(self) -> bool:
+        """Tell the battery how long a command holds (once per connection)."""
+        assert self.battery is not None
+        if not self._revert_pending or not self.battery.template.has_point("setpoint_revert_s"):
+            return True
+        ok = await self._write(self.battery, "setpoint_revert_s", self._revert_s)
+        self._revert_pending = not ok
+        return ok
+
+    async def release_battery(self) -> bool:
+        """Hand control back to the battery (its enable switches off): it keeps the
+        household self-consuming on its own. Remembered for reconnects."""
+        if self.battery is None:
+            return False
+        self._battery_command, self._commanded = None, True
+        ok = True
+        for point in self.battery.template.points:
+            if point.enable is not None:
+                ok = await self._write(self.battery, point.name, 0) and ok
         self._needs_reapply = not ok
         return ok
 
@@ -151,18 +187,23 @@ class ModbusHousehold:
         return await self._write_setpoint(self.inverter, "export_limit_pct", limit_pct)
 
     async def _write_setpoint(self, device: BoundDevice, name: str, value: int) -> bool:
-        """Write a setpoint point, after the template's enable switches, in the device's
-        own scale (SunSpec scale factors come from its last read)."""
+        """Write a setpoint point after the template's enable switches."""
+        return await self._write(device, name, value, with_enables=True)
+
+    async def _write(self, device: BoundDevice, name: str, value: int, with_enables: bool = False) -> bool:
+        """Write one point in the device's own scale (SunSpec scale factors come from its
+        last read), after its enable switches if asked."""
         point = device.template.point(name)
         try:
             await self._ensure_connected(device)
             exponent = None
             if point.scale_factor is not None:
-                known = self._last.get(device.template.name) or await self._read_device(device)
+                known = self._last.get(device.template.name) or await self._read_device(device, self._now_s)
                 if known is None:
                     raise ConnectionError(f"scale factor {point.scale_factor} unknown")
                 exponent = known[point.scale_factor]
-            writes = [(p, p.enable) for p in device.template.points if p.enable is not None]
+            writes = [(p, p.enable) for p in device.template.points
+                      if with_enables and p.enable is not None]
             writes.append((point, value))
             for target, target_value in writes:
                 words = encode_point(target, target_value, exponent if target is point else None)
@@ -176,6 +217,11 @@ class ModbusHousehold:
                         value, exc)
             return False
         return True
+
+    def stats(self) -> dict[str, int]:
+        return {"device_failures": self.failures, "device_skipped": self.skipped,
+                "battery_reapplied": self.reapplied,
+                "devices_defective": sum(h.defective for h in self.health.values())}
 
     async def close(self) -> None:
         for link in self.links:

@@ -11,7 +11,8 @@ the market costs the import price, exactly what an unplanned import costs, while
 forecast that turns out too high leaves contracted energy that settles at the feed-in
 price: no gain, only risk (and the mirror image for selling to the grid). Between
 peers both sides gain the spread to the grid price at the uniform clearing price.
-On stale data the agent makes no export commitment and keeps its battery idle.
+On stale data the agent makes no commitment at all and hands the battery back to its
+own controller, which keeps the household self-consuming (``battery_w`` None).
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ class BatteryView:
 
 @dataclass(frozen=True)
 class Plan:
-    """What to do in ``slot``: battery power (+discharge) and the order, if any."""
+    """What to do in ``slot``: battery power (+discharge; None: the battery's own
+    self-consumption) and the order, if any."""
 
     slot: int
-    battery_w: int
+    battery_w: int | None
     side: str | None  # "buy", "sell" or None for no order
     energy_wh: int
     price_u_per_kwh: int
@@ -76,7 +78,7 @@ def plan_slot(
     """
     slot = forecast.slot
     if not data_fresh:
-        return Plan(slot, 0, None, 0, 0, "readings unavailable: no order, battery idle")
+        return Plan(slot, None, None, 0, 0, "readings unavailable: no order, battery self-consumes")
     net_wh = forecast.net_wh
     battery_wh = 0  # energy from the battery during the slot (+discharge)
     if battery is not None and projected_stored_wh is not None:

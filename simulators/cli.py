@@ -10,8 +10,8 @@ from typing import Any
 from broker.launcher import BrokerError
 from gridmesh import aio
 from gridmesh.cli import UsageError
-from simulators.results import build_tables, summarize, write_results, write_summary
-from simulators.testbed import RUN_MARKER, TestbedError, run_testbed
+from simulators.results import build_tables, read_agent_stats, summarize, write_results, write_summary
+from simulators.testbed import AGENT_STATS, RUN_MARKER, TestbedError, run_testbed
 from simulators.testbed_config import load_testbed_config
 
 EXAMPLE = """examples:
@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     audit = audit_file(out / "ledger.db")
     failed = isinstance(audit, AuditFailure)
     tables = build_tables(artifacts.records, artifacts.households, artifacts.community,
-                          out / "coordinator.db", artifacts.first_slot, tb.slots)
+                          out / "coordinator.db", artifacts.first_slot, tb.slots,
+                          read_agent_stats(out / AGENT_STATS))
     write_results(out, tables)
     summary = summarize(
         tables, tb.households, tb.slots,

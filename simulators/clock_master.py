@@ -96,7 +96,7 @@ class ClockMaster:
     async def run(
         self,
         times_s: Sequence[int],
-        before_tick: Callable[[int], None],
+        before_tick: Callable[[int], Awaitable[None]],
         after_tick: Callable[[int, int], Awaitable[None]],
         slot_s: int,
         realtime_speed: int | None = None,
@@ -113,7 +113,7 @@ class ClockMaster:
                 delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            before_tick(t_s)
+            await before_tick(t_s)
             self._seq = index
             self._acks = set()
             self._all_acked.clear()

@@ -8,9 +8,16 @@ household on a free port of ``host``: unit id 1 is the grid meter, 2 the PV inve
 integrated with :func:`simulators.physics.step` from its last time to the new one, with
 the setpoints last written over Modbus, and its register images are updated.
 
+Faults (:meth:`DeviceFarm.set_fault`) are those of :class:`~simulators.modbus_server.Fault`
+(a device that answers late, not at all, with an exception or with frozen values) and
+two of the farm's own: ``counter_reset`` (a device's energy counters start again from
+zero, as after a meter exchange) and ``dropped`` (the household's Modbus endpoint
+closes its connections and refuses new ones until the fault is cleared).
+
 Powers in the registers are the mean over the last step; energy counters are totals
-since the farm started. A battery setpoint or inverter limit written over Modbus
-takes effect from the next step.
+since the farm started. A battery setpoint, its enable switch or an inverter limit
+written over Modbus takes effect from the next step. Batteries start with the switch
+off, keeping their households self-consuming until an agent takes control.
 
     farm = DeviceFarm(households, ProfileSet.load_bundled(), start_s)
     await farm.start()
@@ -28,7 +35,7 @@ from types import TracebackType
 
 from edge.registers.template import load_template
 from simulators.meter_values import three_phase_values
-from simulators.modbus_server import DeviceServer
+from simulators.modbus_server import SERVER_FAULTS, DeviceServer, Fault
 from simulators.physics import (
     HouseholdSpec,
     HouseholdState,
@@ -45,6 +52,10 @@ from simulators.profiles import ProfileSet
 __all__ = ["BATTERY_UNIT", "INVERTER_UNIT", "METER_UNIT", "DeviceFarm", "StepRecord", "device_values"]
 
 METER_UNIT, INVERTER_UNIT, BATTERY_UNIT = 1, 2, 3
+COUNTERS = {METER_UNIT: ("import_wh", "export_wh"), INVERTER_UNIT: ("pv_energy_wh",),
+            BATTERY_UNIT: ("charge_wh", "discharge_wh")}
+FARM_FAULTS = ("counter_reset", "dropped")
+FAULT_NAMES = (*SERVER_FAULTS, *FARM_FAULTS)
 TEMPLATES = {
     METER_UNIT: "gridmesh-meter", INVERTER_UNIT: "gridmesh-inverter", BATTERY_UNIT: "gridmesh-battery",
 }
@@ -99,6 +110,8 @@ def device_values(
             "charge_wh": state.charge_total_wh,
             "discharge_wh": state.discharge_total_wh,
             "setpoint_w": state.setpoint_w,
+            "setpoint_enable": int(state.remote),
+            "setpoint_revert_s": state.revert_s,
         }
     return values
 
@@ -121,6 +134,9 @@ class DeviceFarm:
         self._states = {h.id: initial_state(h, start_s) for h in households}
         self._last: dict[str, StepFlows | None] = {h.id: None for h in households}
         self._servers: dict[str, DeviceServer] = {}
+        self._ports: dict[str, int] = {}
+        self._dropped: set[str] = set()
+        self._counter_offsets: dict[tuple[str, int], dict[str, int]] = {}
 
     async def start(self, port_base: int | None = None) -> None:
         """Start one Modbus TCP server per household: on free ports, or on
@@ -132,8 +148,9 @@ class DeviceFarm:
                     {unit: templates[unit] for unit in device_units(spec)}, self.host,
                     on_write=functools.partial(self._written, household_id),
                 )
-                await server.start(0 if port_base is None else port_base + index)
+                port = await server.start(0 if port_base is None else port_base + index)
                 self._servers[household_id] = server
+                self._ports[household_id] = port
                 self._publish(household_id)
         except BaseException:
             await self.stop()
@@ -141,8 +158,36 @@ class DeviceFarm:
 
     async def stop(self) -> None:
         servers, self._servers = self._servers, {}
-        for server in servers.values():
+        for household_id, server in servers.items():
+            if household_id not in self._dropped:
+                await server.stop()
+        self._dropped.clear()
+
+    async def set_fault(self, household_id: str, unit: int, fault: str | None) -> None:
+        """Make one device misbehave by name (see the module's doc), or clear the fault
+        (None); ``counter_reset`` happens once, when set."""
+        server = self.server(household_id)
+        if unit not in device_units(self._specs[household_id]):
+            raise ValueError(f"{household_id} has no unit {unit}")
+        if fault is not None and fault not in FAULT_NAMES:
+            raise ValueError(f"unknown fault {fault!r} (known: {', '.join(FAULT_NAMES)})")
+        if fault == "counter_reset":
+            state = self._states[household_id]
+            totals = {"import_wh": state.import_total_wh, "export_wh": state.export_total_wh,
+                      "pv_energy_wh": state.pv_total_wh, "charge_wh": state.charge_total_wh,
+                      "discharge_wh": state.discharge_total_wh}
+            self._counter_offsets[household_id, unit] = {n: totals[n] for n in COUNTERS[unit]}
+            self._publish(household_id)
+            return
+        dropped = fault == "dropped"
+        if dropped and household_id not in self._dropped:
+            self._dropped.add(household_id)
             await server.stop()
+        elif not dropped and household_id in self._dropped:
+            self._dropped.discard(household_id)
+            await server.start(self._ports[household_id])
+        if not dropped:
+            server.set_fault(unit, Fault.named(fault) if fault is not None else None)
 
     async def __aenter__(self) -> DeviceFarm:
         await self.start()
@@ -183,7 +228,9 @@ class DeviceFarm:
         shown: dict[int, dict[str, int]] = {}
         for unit, unit_values in values.items():
             template = load_template(self.templates[unit])
-            shown[unit] = {name: v for name, v in unit_values.items() if template.has_point(name)}
+            offsets = self._counter_offsets.get((household_id, unit), {})
+            shown[unit] = {name: v - offsets.get(name, 0) for name, v in unit_values.items()
+                           if template.has_point(name)}
         return shown
 
     def advance_to(self, t_s: int) -> list[StepRecord]:
@@ -202,7 +249,8 @@ class DeviceFarm:
             state, flows = step(spec, state, load_wh, pv_wh, t_s)
             self._states[household_id] = state
             self._last[household_id] = flows
-            records.append(StepRecord(household_id, flows, stored_wh(state), soc_pct(spec, state)))
+            remote = state.remote if spec.battery is not None else None
+            records.append(StepRecord(household_id, flows, stored_wh(state), soc_pct(spec, state), remote))
             if household_id in self._servers:
                 self._publish(household_id)
         return records
@@ -215,6 +263,10 @@ class DeviceFarm:
     def _written(self, household_id: str, unit: int, name: str, value: int) -> None:
         state = self._states[household_id]
         if unit == BATTERY_UNIT and name == "setpoint_w":
-            self._states[household_id] = dataclasses.replace(state, setpoint_w=value)
+            self._states[household_id] = dataclasses.replace(state, setpoint_w=value, commanded_s=state.t_s)
+        elif unit == BATTERY_UNIT and name == "setpoint_enable":
+            self._states[household_id] = dataclasses.replace(state, remote=bool(value), commanded_s=state.t_s)
+        elif unit == BATTERY_UNIT and name == "setpoint_revert_s":
+            self._states[household_id] = dataclasses.replace(state, revert_s=value)
         elif unit == INVERTER_UNIT and name == "export_limit_pct":
             self._states[household_id] = dataclasses.replace(state, export_limit_pct=value)

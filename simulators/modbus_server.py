@@ -48,16 +48,18 @@ class Fault:
     @classmethod
     def named(cls, name: str) -> Fault:
         """The faults a test or a testbed configuration names."""
-        faults = {
-            "timeout": cls(delay_s=3600.0),
-            "slow": cls(delay_s=0.2),
-            "busy": cls(exception=ExcCodes.DEVICE_BUSY),
-            "failure": cls(exception=ExcCodes.DEVICE_FAILURE),
-            "frozen": cls(frozen=True),
-        }
-        if name not in faults:
-            raise ValueError(f"unknown fault {name!r} (known: {', '.join(faults)})")
-        return faults[name]
+        if name not in SERVER_FAULTS:
+            raise ValueError(f"unknown fault {name!r} (known: {', '.join(SERVER_FAULTS)})")
+        return SERVER_FAULTS[name]
+
+
+SERVER_FAULTS = {
+    "timeout": Fault(delay_s=3600.0),
+    "slow": Fault(delay_s=0.2),
+    "busy": Fault(exception=ExcCodes.DEVICE_BUSY),
+    "failure": Fault(exception=ExcCodes.DEVICE_FAILURE),
+    "frozen": Fault(frozen=True),
+}
 
 
 @dataclass

@@ -8,10 +8,16 @@ Model, per step:
 
 - **PV** produces ``pv_wh``; the inverter's export limit caps its AC output at
   ``export_limit_pct`` % of ``pv_peak_w``. What is cut is ``curtailed_wh``.
-- **Battery** follows ``setpoint_w`` (+discharge), clamped to ``max_charge_w`` /
+- **Battery** runs in one of two modes. Under remote control (``remote``: its setpoint
+  switch is on) it follows ``setpoint_w`` (+discharge), clamped to ``max_charge_w`` /
   ``max_discharge_w``, moving towards it at ``ramp_w_per_s`` (a step moves the energy
-  of that trajectory's mean power); the energy it moves is held inside its SoC window
-  ``soc_min_pct``..``soc_max_pct``. ``charge_wh`` and ``discharge_wh`` are AC-side.
+  of that trajectory's mean power). Otherwise, as a hybrid inverter does on its own, it
+  keeps the household self-consuming: it charges from the step's PV surplus and
+  covers its deficit, within its power limits. Either way the energy it moves is held
+  inside its SoC window ``soc_min_pct``..``soc_max_pct``. With ``revert_s`` set, remote
+  control lapses when no command has come for that long (``commanded_s``), as SunSpec's
+  ``WSetRvrtTms`` makes a real battery return to its own mode when its controller falls
+  silent. ``charge_wh`` and ``discharge_wh`` are AC-side.
   The whole round-trip loss is booked on charging: ``charge_wh`` adds
   ``charge_wh * efficiency_pct / 100`` to the stored energy and ``discharge_wh`` takes
   exactly ``discharge_wh`` out, so a full cycle returns ``efficiency_pct`` % of what went
@@ -92,6 +98,9 @@ class HouseholdState:
     charge_total_wh: int = 0
     discharge_total_wh: int = 0
     setpoint_w: int = 0  # + discharge
+    remote: bool = False  # the battery follows setpoint_w; False: it self-consumes on its own
+    commanded_s: int = 0  # when the last setpoint or enable was written
+    revert_s: int = 0  # remote control lapses this long after the last command; 0: never
     export_limit_pct: int = 100
     battery_power_w: int = 0  # what the battery delivered at the end of the last step
 
@@ -121,6 +130,7 @@ class StepRecord:
     flows: StepFlows
     stored_wh: int
     soc_pct: int
+    battery_remote: bool | None = None  # under the agent's control this step; None: no battery
 
 
 def initial_state(spec: HouseholdSpec, t_s: int, soc_pct: int = 50) -> HouseholdState:
@@ -152,15 +162,30 @@ def battery_energy(
     battery: BatterySpec, stored_mwh: int, setpoint_w: int, duration_s: int
 ) -> tuple[int, int]:
     """(charge_wh, discharge_wh) the battery moves at ``setpoint_w`` for ``duration_s``."""
-    if setpoint_w > 0:
-        wanted = _energy_wh_floor(min(setpoint_w, battery.max_discharge_w), duration_s)
+    return _move(battery, stored_mwh, _energy_wh_floor(setpoint_w, duration_s) if setpoint_w >= 0
+                 else -_energy_wh_floor(-setpoint_w, duration_s), duration_s)
+
+
+def self_consumption_energy(
+    battery: BatterySpec, stored_mwh: int, net_wh: int, duration_s: int
+) -> tuple[int, int]:
+    """(charge_wh, discharge_wh) of a battery that absorbs the surplus (``net_wh`` < 0) or
+    covers the deficit (``net_wh`` > 0) of a household for ``duration_s``."""
+    return _move(battery, stored_mwh, net_wh, duration_s)
+
+
+def _move(battery: BatterySpec, stored_mwh: int, wanted_wh: int, duration_s: int) -> tuple[int, int]:
+    """Discharge (``wanted_wh`` > 0) or charge (< 0) as much of ``wanted_wh`` as the power
+    limits and the SoC window allow."""
+    if wanted_wh > 0:
+        limit = _energy_wh_floor(battery.max_discharge_w, duration_s)
         room = max(0, stored_mwh - battery.min_mwh) // MWH_PER_WH
-        return 0, min(wanted, room)
-    if setpoint_w < 0:
-        wanted = _energy_wh_floor(min(-setpoint_w, battery.max_charge_w), duration_s)
+        return 0, min(wanted_wh, limit, room)
+    if wanted_wh < 0:
+        limit = _energy_wh_floor(battery.max_charge_w, duration_s)
         gain_per_wh = battery.efficiency_pct * MWH_PER_WH // 100
         room = max(0, battery.max_mwh - stored_mwh) // gain_per_wh
-        return min(wanted, room), 0
+        return min(-wanted_wh, limit, room), 0
     return 0, 0
 
 
@@ -180,11 +205,16 @@ def step(
     charge = discharge = 0
     stored = state.stored_mwh
     power_end = 0
+    remote = state.remote and not (state.revert_s and state.t_s - state.commanded_s >= state.revert_s)
     if spec.battery is not None:
         battery = spec.battery
-        target = max(-battery.max_charge_w, min(battery.max_discharge_w, state.setpoint_w))
-        power_mean, power_end = ramp(state.battery_power_w, target, battery.ramp_w_per_s, duration_s)
-        charge, discharge = battery_energy(battery, stored, power_mean, duration_s)
+        if remote:
+            target = max(-battery.max_charge_w, min(battery.max_discharge_w, state.setpoint_w))
+            power_mean, power_end = ramp(state.battery_power_w, target, battery.ramp_w_per_s, duration_s)
+            charge, discharge = battery_energy(battery, stored, power_mean, duration_s)
+        else:
+            charge, discharge = self_consumption_energy(battery, stored, load_wh - pv_out, duration_s)
+            power_end = average_power_w(discharge - charge, duration_s)
         if charge == discharge == 0:
             power_end = 0  # held at the edge of its SoC window
         stored += charge * battery.efficiency_pct * MWH_PER_WH // 100 - discharge * MWH_PER_WH
@@ -204,6 +234,7 @@ def step(
         charge_total_wh=state.charge_total_wh + charge,
         discharge_total_wh=state.discharge_total_wh + discharge,
         battery_power_w=power_end,
+        remote=remote,
     )
     return new_state, flows
 

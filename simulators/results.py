@@ -1,7 +1,8 @@
 """A finished run's results: results.db, one CSV per table, and the summary.
 
 Sources: the physics records (what really flowed), the coordinator's database (what
-was ordered, cleared and billed) and the ledger (height and head hash).
+was ordered, cleared and billed), the agents' counters (faults seen, time spent on
+Modbus) and the ledger (height and head hash).
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
               "bill_u", "notrade_bill_u"),
     "households": ("household", "role", "pv_peak_w", "battery_wh", "load_wh", "pv_wh", "import_wh",
                    "export_wh", "bill_u", "notrade_bill_u", "savings_u"),
-    "household_slots": ("household", "slot", "start_s", *FLOWS, "soc_end_pct", "contracted_wh",
-                        "metered_wh", "bill_u", "notrade_bill_u"),
+    "household_slots": ("household", "slot", "start_s", *FLOWS, "soc_end_pct", "battery_remote",
+                        "contracted_wh", "metered_wh", "bill_u", "notrade_bill_u"),
     "trades": ("slot", "buyer", "seller", "energy_wh", "price_u_per_kwh"),
     "orders": ("ref", "device", "slot", "kind", "accepted", "reason"),
+    "agent_stats": ("household", "name", "value"),
 }
 TABLES = tuple(COLUMNS)
 
@@ -55,6 +57,8 @@ class Summary:
     head_hash: str
     broker: str
     wall_s: float
+    device_ms_per_household_slot: float  # the agents' Modbus reads and writes, wall time
+    readings_stale: int  # household-slots planned without every device's reading
 
     def lines(self) -> list[str]:
         money = 1_000_000
@@ -71,6 +75,8 @@ class Summary:
             f"community bill    {self.bill_u / money:.2f} (without trading "
             f"{self.notrade_bill_u / money:.2f}; savings {self.savings_pct:.1f} %)",
             f"ledger            height {self.ledger_height}, head {self.head_hash[:16]}",
+            f"device layer      {self.device_ms_per_household_slot:.2f} ms per household-slot, "
+            f"{self.readings_stale} stale reading(s)",
             f"broker            {self.broker}",
             f"wall time         {self.wall_s:.1f} s",
         ]
@@ -80,9 +86,14 @@ def _rows(db: sqlite_utils.Database, sql: str) -> list[tuple[Any, ...]]:
     return list(db.execute(sql).fetchall())
 
 
+def read_agent_stats(folder: Path) -> dict[str, dict[str, int]]:
+    """Each agent's counters by device, from the files agents write when they finish."""
+    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+
+
 def build_tables(
     records: list[StepRecord], households: tuple[HouseholdSpec, ...], community: Community,
-    coordinator_db: Path, first_slot: int, slots: int,
+    coordinator_db: Path, first_slot: int, slots: int, agent_stats: dict[str, dict[str, int]],
 ) -> dict[str, list[dict[str, Any]]]:
     slot_s = community.market.slot_s
     run_slots = range(first_slot, first_slot + slots)
@@ -109,6 +120,7 @@ def build_tables(
 
     flows: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     soc_end: dict[tuple[str, int], int] = {}
+    remote: dict[tuple[str, int], int | None] = {}
     for record in records:
         slot = record.flows.start_s // slot_s
         if slot not in run_slots:
@@ -118,6 +130,7 @@ def build_tables(
                      "import_wh", "export_wh"):
             flows[key][name] += getattr(record.flows, name)
         soc_end[key] = record.soc_pct
+        remote[key] = None if record.battery_remote is None else int(record.battery_remote)
 
     household_slots: list[dict[str, Any]] = []
     for h in households:
@@ -129,6 +142,7 @@ def build_tables(
                 **{k: f[k] for k in ("load_wh", "pv_wh", "curtailed_wh", "charge_wh",
                                      "discharge_wh", "import_wh", "export_wh")},
                 "soc_end_pct": soc_end.get((h.id, slot)),
+                "battery_remote": remote.get((h.id, slot)),
                 "contracted_wh": contracted.get((slot, h.id), 0),
                 "metered_wh": metered, "bill_u": bill, "notrade_bill_u": notrade,
             })
@@ -175,8 +189,10 @@ def build_tables(
             **{k: sum(r[k] for r in rows) for k in ("load_wh", "pv_wh", "import_wh", "export_wh")},
             "bill_u": bill, "notrade_bill_u": notrade, "savings_u": notrade - bill,
         })
-    return {"slots": slot_rows, "households": household_rows,
-            "household_slots": household_slots, "trades": trades, "orders": orders}
+    stats_rows = [{"household": device, "name": name, "value": value}
+                  for device, counts in sorted(agent_stats.items()) for name, value in sorted(counts.items())]
+    return {"slots": slot_rows, "households": household_rows, "household_slots": household_slots,
+            "trades": trades, "orders": orders, "agent_stats": stats_rows}
 
 
 def write_results(out: Path, tables: dict[str, list[dict[str, Any]]]) -> None:
@@ -202,6 +218,10 @@ def summarize(
     bill = sum(r["bill_u"] for r in slot_rows)
     notrade = sum(r["notrade_bill_u"] for r in slot_rows)
     savings = 100.0 * (notrade - bill) / notrade if notrade > 0 else 0.0
+    stats: dict[str, int] = defaultdict(int)
+    for row in tables["agent_stats"]:
+        stats[row["name"]] += row["value"]
+    device_ms = stats["device_us"] / 1000 / stats["device_cycles"] if stats["device_cycles"] else 0.0
     return Summary(
         households=households, slots=slots,
         orders_accepted=sum(1 for o in orders if o["accepted"]),
@@ -215,6 +235,7 @@ def summarize(
         limit_violations=sum(r["limit_violation"] for r in slot_rows),
         bill_u=bill, notrade_bill_u=notrade, savings_pct=round(savings, 2),
         ledger_height=ledger_height, head_hash=head_hash, broker=broker, wall_s=round(wall_s, 2),
+        device_ms_per_household_slot=round(device_ms, 3), readings_stale=stats["readings_stale"],
     )
 
 

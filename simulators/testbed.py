@@ -36,12 +36,12 @@ from simulators.device_farm import (
     device_units,
 )
 from simulators.fleet import PROSUMER_BATTERY, make_households
-from simulators.modbus_server import Fault
 from simulators.physics import HouseholdSpec
 from simulators.profiles import ProfileSet
 from simulators.testbed_config import FaultSpec, TestbedConfig
 
 RUN_MARKER = "run.json"
+AGENT_STATS = "agents"  # each agent's counters, <device>.json
 
 
 class TestbedError(RuntimeError):
@@ -196,7 +196,8 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
             chunk = agent_files[index::groups]
             log_path = logs / f"agents-{index + 1}.log"
             processes.append((f"agents-{index + 1}", await _spawn(
-                ["agent", "--config", *map(str, chunk)], log_path), log_path))
+                ["agent", "--stats-dir", str(out / AGENT_STATS), "--config", *map(str, chunk)],
+                log_path), log_path))
 
         topics = Topics(community.id)
         participants = [community.coordinator_id, *(h.id for h in households)]
@@ -208,9 +209,10 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
                 await _race(master.wait_online(60.0), watchdog)
                 progress = Progress(tb.slots, first_slot, market.slot_s, master)
 
-                def step_physics(t_s: int) -> None:
+                async def step_physics(t_s: int) -> None:
                     artifacts.records.extend(farm.advance_to(t_s))
-                    apply_faults(farm, tb.faults, t_s // market.slot_s - first_slot)
+                    if t_s % market.slot_s == 0:
+                        await apply_faults(farm, tb.faults, t_s // market.slot_s - first_slot)
 
                 speed = tb.speed if tb.clock == "realtime" else None
                 run = master.run(times, step_physics, progress.after_tick, market.slot_s, speed)
@@ -248,11 +250,15 @@ def check_faults(faults: tuple[FaultSpec, ...], households: tuple[HouseholdSpec,
                                f"has no {fault.device}")
 
 
-def apply_faults(farm: DeviceFarm, faults: tuple[FaultSpec, ...], slot_index: int) -> None:
-    """Switch each scheduled fault on or off for the slot the clock has reached."""
+async def apply_faults(farm: DeviceFarm, faults: tuple[FaultSpec, ...], slot_index: int) -> None:
+    """Switch each scheduled fault on at its first slot's start and off after its last
+    slot (faults set at run time are left alone in between)."""
     for fault in faults:
-        active = Fault.named(fault.fault) if fault.active(slot_index) else None
-        farm.server(fault.household).set_fault(FAULT_UNITS[fault.device], active)
+        unit = FAULT_UNITS[fault.device]
+        if slot_index == fault.from_slot:
+            await farm.set_fault(fault.household, unit, fault.fault)
+        elif slot_index == fault.from_slot + fault.slots and fault.fault != "counter_reset":
+            await farm.set_fault(fault.household, unit, None)
 
 
 async def _watch(processes: list[tuple[str, asyncio.subprocess.Process, Path]]) -> None:

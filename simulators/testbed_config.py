@@ -28,16 +28,18 @@ from typing import Any
 from broker.community import Community
 from broker.schema import bounded
 from gridmesh.config import ConfigError, build, read_yaml
+from simulators.device_farm import FAULT_NAMES
 from simulators.profiles import bundled_feeders
 
 
 @dataclass(frozen=True)
 class FaultSpec:
-    """A device that misbehaves for part of a run (see simulators.modbus_server.Fault)."""
+    """A device that misbehaves for part of a run (see :class:`simulators.device_farm.DeviceFarm`);
+    a ``counter_reset`` happens once, at ``from_slot``."""
 
     household: str = bounded(pattern=r"h\d{3,4}")
     device: str = bounded(choices=("meter", "inverter", "battery"))
-    fault: str = bounded(choices=("timeout", "slow", "busy", "failure", "frozen"))
+    fault: str = bounded(choices=FAULT_NAMES)
     from_slot: int = bounded(0, min=0, max=35_040)  # counted from the run's first slot
     slots: int = bounded(1, min=1, max=35_040)
 

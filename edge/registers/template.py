@@ -24,7 +24,8 @@ register a datasheet numbers 30001 has address 0, holding register 40001 address
 ``min``/``max`` bound the values a write may carry, in gridmesh units. ``const`` fixes
 a point's raw value (the "SunS" marker, a SunSpec model's id and length): virtual
 devices serve it, drivers do not read it. ``enable`` marks an rw switch (SunSpec
-``WSetEna``) that drivers set to that value before writing a setpoint. ``read_gap``
+``WSetEna``) that drivers set to that value before writing a setpoint, and to 0 to hand
+control back to the device (a battery then keeps its household self-consuming). ``read_gap``
 lets one read span up to that
 many unused registers between points (a SunSpec model answers for all its registers;
 some meters refuse reads of undefined ones, so the default is 0).
@@ -66,9 +67,9 @@ REQUIRED_POINTS: dict[str, tuple[str, ...]] = {
     "meter": ("power_w", "import_wh", "export_wh"),
     "inverter": ("pv_power_w", "pv_energy_wh", "rated_power_w"),
     "battery": ("stored_wh", "capacity_wh", "soc_pct", "power_w", "max_charge_w", "max_discharge_w",
-                "soc_min_pct", "soc_max_pct", "charge_wh", "discharge_wh", "setpoint_w"),
+                "soc_min_pct", "soc_max_pct", "charge_wh", "discharge_wh", "setpoint_w", "setpoint_enable"),
 }
-WRITABLE_POINTS: dict[str, tuple[str, ...]] = {"battery": ("setpoint_w",)}
+WRITABLE_POINTS: dict[str, tuple[str, ...]] = {"battery": ("setpoint_w", "setpoint_enable")}
 
 
 @functools.lru_cache(maxsize=1024)

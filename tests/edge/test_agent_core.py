@@ -38,7 +38,8 @@ def test_first_slot_orders_but_cannot_report_yet() -> None:
     actions = core.on_slot_start(SLOT, readings(SLOT * 900, 1000, 0, 0, 0, 0))
     kinds = [type(m) for m in actions.messages]
     assert MeterReport not in kinds and Telemetry in kinds
-    assert actions.battery_setpoint_w == 0  # nothing was planned for this slot
+    # Nothing was planned for this slot: the battery keeps to its own self-consumption.
+    assert actions.release_battery and actions.battery_setpoint_w is None
     orders = [m for m in actions.messages if isinstance(m, Order)]
     assert len(orders) == 1 and orders[0].slot == SLOT + 1
     assert actions.awaiting == {orders[0].order_id}
@@ -53,18 +54,22 @@ def test_second_slot_reports_the_metered_energy_and_applies_the_plan() -> None:
     report = next(m for m in actions.messages if isinstance(m, MeterReport))
     assert (report.slot, report.import_wh, report.export_wh) == (SLOT, 300, 50)
     assert (report.import_total_wh, report.export_total_wh) == (1300, 50)
-    assert actions.battery_setpoint_w == planned.battery_w
+    assert actions.battery_setpoint_w == planned.battery_w and not actions.release_battery
     assert report.report_id not in actions.awaiting  # only a refusal would answer it
     # The history learnt load = net + pv + battery discharge = 250 + 200 + 100.
     learnt = core.history.get(SLOT)
     assert learnt is not None and (learnt.load_wh, learnt.pv_wh) == (550, 200)
 
 
-def test_stale_meter_means_no_order_and_an_idle_battery() -> None:
+def test_stale_meter_means_no_order_and_the_battery_falls_back_to_self_consumption() -> None:
     core = agent()
-    actions = core.on_slot_start(SLOT, readings(SLOT * 900, 0, 0, 0, 0, 0, meter_ok=False))
+    core.on_slot_start(SLOT, readings(SLOT * 900, 1000, 0, 0, 0, 0))
+    assert core.plans[SLOT + 1].battery_w is not None  # a plan was made on fresh data
+    actions = core.on_slot_start(SLOT + 1, readings((SLOT + 1) * 900, 0, 0, 0, 0, 0, meter_ok=False))
     assert not any(isinstance(m, Order) for m in actions.messages)
-    assert actions.battery_setpoint_w == 0
+    assert actions.release_battery and actions.battery_setpoint_w is None
+    assert core.counts["self_consumption_fallback"] == 1
+    assert core.plans[SLOT + 2].battery_w is None  # and it plans no setpoint on stale data
 
 
 def test_counters_going_backwards_produce_no_report() -> None:
@@ -121,6 +126,6 @@ def test_a_frozen_meter_gives_no_report_and_is_planned_around_as_stale() -> None
     # 4 kW flowing on both readings, yet the counters have not moved: not live values.
     actions = core.on_slot_start(SLOT + 1, readings((SLOT + 1) * 900, 1000, 0, 0, 0, 0))
     assert not any(isinstance(m, (MeterReport, Order)) for m in actions.messages)
-    assert actions.battery_setpoint_w == 0 and core.counts["meter_frozen"] == 1
+    assert actions.release_battery and core.counts["meter_frozen"] == 1
     moving = core.on_slot_start(SLOT + 2, readings((SLOT + 2) * 900, 2000, 0, 0, 0, 0))
     assert any(isinstance(m, MeterReport) for m in moving.messages)  # live again

@@ -72,9 +72,9 @@ def test_an_empty_battery_does_not_discharge() -> None:
     assert plan.battery_w == 0 and plan.energy_wh == 300
 
 
-def test_no_order_and_idle_battery_on_stale_data() -> None:
+def test_no_order_and_the_batterys_own_self_consumption_on_stale_data() -> None:
     plan = plan_slot(Forecast(5, 100, 900, "x"), BATTERY, 2500, TARIFF, 900, data_fresh=False)
-    assert plan.side is None and plan.battery_w == 0 and "unavailable" in plan.reason
+    assert plan.side is None and plan.battery_w is None and "unavailable" in plan.reason
 
 
 def test_household_without_battery_trades_its_whole_net() -> None:

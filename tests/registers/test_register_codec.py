@@ -144,7 +144,8 @@ def test_the_bundled_battery_image_decodes_to_what_was_encoded() -> None:
     template = load_template("gridmesh-battery")
     values = {"stored_wh": 2500, "capacity_wh": 5000, "soc_pct": 50, "power_w": -1250,
               "max_charge_w": 2500, "max_discharge_w": 2500, "soc_min_pct": 10, "soc_max_pct": 90,
-              "charge_wh": 12_345_678_901, "discharge_wh": 7, "setpoint_w": -1250}
+              "charge_wh": 12_345_678_901, "discharge_wh": 7, "setpoint_w": -1250,
+              "setpoint_enable": 1, "setpoint_revert_s": 1800}
     decoded: dict[str, int] = {}
     for block in read_plan(template):
         words = [0] * block.count

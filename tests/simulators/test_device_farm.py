@@ -81,7 +81,8 @@ def test_clients_read_what_the_physics_says() -> None:
             assert last.duration_s == 600
             assert meter["power_w"] == average_power_w(last.import_wh - last.export_wh, 600)
             if household.battery is not None:
-                assert shown[BATTERY_UNIT]["stored_wh"] == state.stored_mwh // 1000 == 2500
+                assert shown[BATTERY_UNIT]["stored_wh"] == state.stored_mwh // 1000
+                assert shown[BATTERY_UNIT]["setpoint_enable"] == 0  # self-consuming on its own
                 assert shown[INVERTER_UNIT]["pv_energy_wh"] == state.pv_total_wh > 0
         assert set(shown) == {METER_UNIT, INVERTER_UNIT, BATTERY_UNIT}
         assert set(farm.values("h002")) == {METER_UNIT}
@@ -97,7 +98,8 @@ def test_a_battery_setpoint_written_over_modbus_moves_the_soc() -> None:
         words = encode_point(point, -2000)
         response = await client.write_registers(point.address, words, device_id=BATTERY_UNIT)
         assert not response.isError()
-        assert farm.state("h001").setpoint_w == -2000
+        assert await write_point(client, BATTERY_UNIT, "setpoint_enable", 1) is None
+        assert farm.state("h001").setpoint_w == -2000 and farm.state("h001").remote
         [record] = [r for r in farm.advance_to(START + 900) if r.household == "h001"]
         assert isinstance(record, StepRecord)
         assert (record.flows.charge_wh, record.stored_wh, record.soc_pct) == (500, 2950, 59)
@@ -120,11 +122,13 @@ def test_out_of_range_writes_get_an_exception_and_change_nothing() -> None:
         assert await write_point(client, BATTERY_UNIT, "setpoint_w", 1_000_001) == ILLEGAL_DATA_VALUE
         assert await write_point(client, BATTERY_UNIT, "setpoint_w", -1_000_001) == ILLEGAL_DATA_VALUE
         assert await write_point(client, INVERTER_UNIT, "export_limit_pct", 101) == ILLEGAL_DATA_VALUE
-        assert farm.state("h003").setpoint_w == 0 and farm.state("h003").export_limit_pct == 100
+        assert await write_point(client, BATTERY_UNIT, "setpoint_enable", 2) == ILLEGAL_DATA_VALUE
+        state = farm.state("h003")
+        assert (state.setpoint_w, state.remote, state.export_limit_pct) == (0, False, 100)
         response = await client.read_holding_registers(0, count=2, device_id=BATTERY_UNIT)
         assert response.registers == [0, 0]
         # input registers and unmapped addresses cannot be written
-        response = await client.write_register(2, 1, device_id=BATTERY_UNIT)
+        response = await client.write_register(5, 1, device_id=BATTERY_UNIT)
         assert response.isError()
         response = await client.read_input_registers(21, count=1, device_id=BATTERY_UNIT)
         assert response.isError()

@@ -80,6 +80,30 @@ def test_after_a_dropped_connection_the_driver_reconnects_and_reapplies_its_setp
                 back = await driver.read(START)
                 assert back.fresh
                 assert server.value(BATTERY_UNIT, "setpoint_w") == 800  # re-applied after reconnect
+                assert server.value(BATTERY_UNIT, "setpoint_enable") == 1 and driver.reapplied == 1
+            finally:
+                await driver.close()
+
+    asyncio.run(main())
+
+
+def test_a_released_battery_self_consumes_and_stays_released_after_a_reconnect() -> None:
+    async def main() -> None:
+        async with DeviceFarm([PROSUMER], ProfileSet.load_bundled(), START) as farm:
+            server = farm.server(PROSUMER.id)
+            _, port = farm.endpoint(PROSUMER.id)
+            driver = driver_for(farm, timeout_ms=300)
+            try:
+                assert await driver.set_battery_w(-1000) and farm.state(PROSUMER.id).remote
+                assert await driver.release_battery()
+                assert not farm.state(PROSUMER.id).remote
+                assert server.value(BATTERY_UNIT, "setpoint_enable") == 0
+                await server.stop()
+                assert not (await driver.read(START)).fresh
+                await server.start(port)
+                server.update(BATTERY_UNIT, {"setpoint_enable": 1})  # came back under remote control
+                assert (await driver.read(START)).fresh and driver.reapplied == 1
+                assert server.value(BATTERY_UNIT, "setpoint_enable") == 0  # released again
             finally:
                 await driver.close()
 
@@ -96,12 +120,11 @@ def test_a_frozen_device_keeps_answering_with_old_values() -> None:
         async with DeviceFarm([PROSUMER], ProfileSet.load_bundled(), START) as farm:
             farm.advance_to(START + 900)
             server = farm.server(PROSUMER.id)
-            before = server.value(METER_UNIT, "import_wh"), server.value(METER_UNIT, "export_wh")
-            server.set_fault(METER_UNIT, Fault.named("frozen"))
+            before = server.value(INVERTER_UNIT, "pv_energy_wh")
+            server.set_fault(INVERTER_UNIT, Fault.named("frozen"))
             farm.advance_to(START + 3600)
-            assert (server.value(METER_UNIT, "import_wh"), server.value(METER_UNIT, "export_wh")) == before
-            moved = farm.values(PROSUMER.id)[METER_UNIT]
-            assert (moved["import_wh"], moved["export_wh"]) != before  # the physics went on
+            assert server.value(INVERTER_UNIT, "pv_energy_wh") == before
+            assert farm.values(PROSUMER.id)[INVERTER_UNIT]["pv_energy_wh"] > before  # the physics went on
 
     asyncio.run(main())
 
@@ -140,8 +163,9 @@ def test_a_device_that_keeps_failing_is_left_alone_until_its_pause_is_over() -> 
                 assert readings.inverter is None and driver.skipped == 1 and driver.failures == 3
                 assert readings.meter is not None  # the meter on the same link still reads
                 server.set_fault(INVERTER_UNIT, None)
-                clock.now += 5.0  # the first pause is over
-                readings = await driver.read(START)
+                readings = await driver.read(START + 4)  # the first pause is not over yet
+                assert readings.inverter is None and driver.skipped == 2
+                readings = await driver.read(START + 5)  # now it is
                 assert readings.inverter is not None and not driver.health["gridmesh-inverter"].defective
             finally:
                 await driver.close()
@@ -164,8 +188,9 @@ def test_frames_on_one_link_keep_the_configured_gap() -> None:
             finally:
                 await driver.close()
             assert readings.fresh and written
-            # 5 reads and 1 write: every frame after the first waited the full gap (the
-            # clock stands still while a frame is on the wire).
-            assert clock.sleeps == pytest.approx([0.04] * 5)
+            # 5 reads and 3 writes (the reversion time, once per connection, the enable switch
+            # and the setpoint): every frame after the first waited the full gap (the clock
+            # stands still while a frame is on the wire).
+            assert clock.sleeps == pytest.approx([0.04] * 7)
 
     asyncio.run(main())

@@ -41,9 +41,10 @@ def test_the_driver_reads_every_household_and_its_setpoint_reaches_the_physics()
                         continue
                     assert readings.inverter is not None and readings.battery is not None
                     assert readings.inverter.rated_power_w == spec.pv_peak_w
-                    assert readings.battery.soc_pct == 50
+                    assert readings.battery.soc_pct == shown[BATTERY_UNIT]["soc_pct"]
                     assert await driver.set_battery_w(-1000)
-                    assert farm.state(spec.id).setpoint_w == -1000
+                    state = farm.state(spec.id)
+                    assert (state.setpoint_w, state.remote, state.revert_s) == (-1000, True, 1800)
                 finally:
                     await driver.close()
             records = {r.household: r for r in farm.advance_to(START + 1800)}

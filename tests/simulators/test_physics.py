@@ -28,7 +28,7 @@ T0 = 1_465_171_200
 
 def with_setpoint(setpoint_w: int, soc: int = 50, limit_pct: int = 100) -> HouseholdState:
     state = initial_state(PROSUMER, T0, soc)
-    return dataclasses.replace(state, setpoint_w=setpoint_w, export_limit_pct=limit_pct)
+    return dataclasses.replace(state, setpoint_w=setpoint_w, remote=True, export_limit_pct=limit_pct)
 
 
 batteries = st.builds(
@@ -42,14 +42,15 @@ batteries = st.builds(
 @given(
     battery=batteries, soc=st.integers(0, 100), setpoint=st.integers(-50_000, 50_000),
     limit=st.integers(0, 100), load=st.integers(0, 20_000), pv=st.integers(0, 20_000),
-    duration=st.integers(0, 7200), peak=st.integers(1, 30_000),
+    duration=st.integers(0, 7200), peak=st.integers(1, 30_000), remote=st.booleans(),
 )
 def test_every_step_conserves_energy_and_keeps_the_limits(
     battery: BatterySpec, soc: int, setpoint: int, limit: int, load: int, pv: int, duration: int,
-    peak: int,
+    peak: int, remote: bool,
 ) -> None:
     spec = dataclasses.replace(PROSUMER, battery=battery, pv_peak_w=peak)
-    state = dataclasses.replace(initial_state(spec, T0, soc), setpoint_w=setpoint, export_limit_pct=limit)
+    state = dataclasses.replace(initial_state(spec, T0, soc), setpoint_w=setpoint, remote=remote,
+                                export_limit_pct=limit)
     new, f = step(spec, state, load, pv, T0 + duration)
     assert f.import_wh - f.export_wh == f.load_wh - f.pv_wh - f.discharge_wh + f.charge_wh
     assert min(f.import_wh, f.export_wh) == 0
@@ -63,6 +64,27 @@ def test_every_step_conserves_energy_and_keeps_the_limits(
     assert new.import_total_wh - state.import_total_wh == f.import_wh
     assert new.export_total_wh - state.export_total_wh == f.export_wh
     assert new.t_s == T0 + duration and (f.start_s, f.end_s) == (T0, T0 + duration)
+    if not remote:  # on its own the battery only ever shrinks the household's grid exchange
+        assert f.charge_wh <= max(0, f.pv_wh - load) and f.discharge_wh <= max(0, load - f.pv_wh)
+
+
+def test_without_remote_control_the_battery_keeps_the_household_self_consuming() -> None:
+    own = dataclasses.replace(with_setpoint(-2000), remote=False)  # a setpoint, but switched off
+    new, f = step(PROSUMER, own, 300, 700, T0 + 900)  # 400 Wh surplus
+    assert (f.charge_wh, f.discharge_wh, f.import_wh, f.export_wh) == (400, 0, 0, 0)
+    assert new.stored_mwh == 2_500_000 + 360_000 and new.battery_power_w == -1600
+    new, f = step(PROSUMER, own, 1000, 100, T0 + 900)  # 900 Wh deficit, 625 Wh in 15 min at most
+    assert (f.charge_wh, f.discharge_wh, f.import_wh, f.export_wh) == (0, 625, 275, 0)
+
+
+def test_remote_control_lapses_when_no_command_comes_within_the_revert_time() -> None:
+    state = dataclasses.replace(with_setpoint(-2000), commanded_s=T0, revert_s=1800)
+    first, f = step(PROSUMER, state, 300, 0, T0 + 900)
+    assert first.remote and f.charge_wh == 500
+    second, f = step(PROSUMER, first, 300, 0, T0 + 1800)  # 900 s since the command
+    assert second.remote and f.charge_wh == 500
+    third, f = step(PROSUMER, second, 300, 0, T0 + 2700)  # 1800 s: lapsed, self-consuming
+    assert not third.remote and (f.charge_wh, f.discharge_wh, f.import_wh) == (0, 300, 0)
 
 
 def test_the_battery_follows_its_setpoint() -> None:
@@ -97,7 +119,7 @@ def test_the_soc_window_stops_the_battery() -> None:
 def test_a_full_cycle_returns_the_round_trip_efficiency() -> None:
     state = with_setpoint(-1000, soc=10)
     state, charged = step(PROSUMER, state, 0, 0, T0 + 3600)
-    state = dataclasses.replace(state, setpoint_w=2500)
+    state = dataclasses.replace(state, setpoint_w=2500, remote=True)
     state, discharged = step(PROSUMER, state, 0, 0, T0 + 7200)
     assert charged.charge_wh == 1000 and discharged.discharge_wh == 900  # 90 %
     assert state.stored_mwh == BATTERY.min_mwh
@@ -153,7 +175,7 @@ def test_a_ramped_battery_moves_less_energy_in_its_first_step() -> None:
     moved = []
     for battery in (fast, slow):
         spec = HouseholdSpec("h001", "prosumer", "H0", 3000, "PV1", 4000, battery)
-        state = dataclasses.replace(initial_state(spec, 0), setpoint_w=2000)
+        state = dataclasses.replace(initial_state(spec, 0), setpoint_w=2000, remote=True)
         after, flows = step(spec, state, 0, 0, 900)
         moved.append(flows.discharge_wh)
         assert after.battery_power_w == 2000

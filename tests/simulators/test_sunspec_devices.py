@@ -19,6 +19,7 @@ sunspec_client = pytest.importorskip("sunspec2.modbus.client")
 
 START = int(dt.datetime(2016, 6, 6, 11, tzinfo=dt.UTC).timestamp())  # midday: PV produces
 PROSUMER = next(h for h in make_households(4, 5, prosumer_pct=100) if h.pv_profile is not None)
+CONSUMER = make_households(1, 5, prosumer_pct=0)[0]  # its meter shows power: no battery zeroes it
 
 
 def scan(port: int, unit: int) -> dict[str, Any]:
@@ -145,11 +146,11 @@ def test_pysunspec2_scans_the_simulated_battery_and_its_setpoint_moves_the_soc()
 
 def test_pysunspec2_and_our_driver_read_the_simulated_sunspec_meter() -> None:
     async def main() -> None:
-        async with DeviceFarm([PROSUMER], ProfileSet.load_bundled(), START,
+        async with DeviceFarm([CONSUMER], ProfileSet.load_bundled(), START,
                               meter_template="sunspec-meter") as farm:
             farm.advance_to(START + 900)
-            shown = farm.values(PROSUMER.id)[METER_UNIT]
-            host, port = farm.endpoint(PROSUMER.id)
+            shown = farm.values(CONSUMER.id)[METER_UNIT]
+            host, port = farm.endpoint(CONSUMER.id)
             found = await asyncio.get_running_loop().run_in_executor(None, scan, port, METER_UNIT)
             assert [(mid, length) for mid, length, _ in found.values()] == [(1, 66), (203, 105)]
             meter = next(values for mid, _, values in found.values() if mid == 203)
@@ -160,7 +161,7 @@ def test_pysunspec2_and_our_driver_read_the_simulated_sunspec_meter() -> None:
             assert meter["WphA"] + meter["WphB"] + meter["WphC"] == meter["W"]
             assert (meter["PhVphA"], meter["Hz"]) == (230, 50)
             driver = ModbusHousehold(
-                ModbusConfig(host, port, 2000, DeviceConfig("sunspec-meter", METER_UNIT)), PROSUMER.id)
+                ModbusConfig(host, port, 2000, DeviceConfig("sunspec-meter", METER_UNIT)), CONSUMER.id)
             try:
                 readings = await driver.read(START + 900)
             finally:
@@ -186,6 +187,6 @@ def test_our_driver_enables_and_writes_the_sunspec_battery_setpoint() -> None:
                 await driver.close()
             shown = farm.values(PROSUMER.id)[BATTERY_UNIT]
             assert shown["setpoint_w"] == -1500
-            assert farm.server(PROSUMER.id).value(BATTERY_UNIT, "wset_ena") == 1
+            assert farm.server(PROSUMER.id).value(BATTERY_UNIT, "setpoint_enable") == 1
 
     asyncio.run(main())
