@@ -29,7 +29,7 @@ from broker.messages import (
 from broker.units import SECONDS_PER_HOUR
 from edge.forecast import Forecaster, History, SlotEnergy
 from edge.policy import BatteryView, Plan, plan_slot, project_stored_wh
-from edge.readings import Readings
+from edge.readings import MeterReading, Readings
 
 log = logging.getLogger("gridmesh.edge")
 
@@ -59,25 +59,31 @@ class AgentCore:
     rejected: set[str] = field(default_factory=set)
     _previous: Readings | None = None
     _previous_slot: int | None = None
+    _stuck_meter: MeterReading | None = None  # a frozen meter's values, until they change
     _seq: int = 0
 
     def on_slot_start(self, slot: int, readings: Readings) -> SlotStartActions:
         messages: list[Message] = []
         awaiting: set[str] = set()
         previous = self._previous if self._previous_slot == slot - 1 else None
-        if not readings.fresh:
-            self.counts["readings_stale"] += 1
         self._previous, self._previous_slot = readings, slot
-        if previous is not None and _meter_frozen(previous, readings):
-            # Values that cannot be live: no report from them, and plan as on stale data.
+        stuck = readings.meter is not None and readings.meter == self._stuck_meter
+        if stuck or (previous is not None and _meter_frozen(previous, readings)):
+            # Values that cannot be live: no report from them, none from the next reading
+            # against them, and plan as on stale data until the meter moves again.
             self.counts["meter_frozen"] += 1
             log.warning("%s: meter frozen (counters still while %d W flows); no report for slot %d",
                         self.device, readings.meter.power_w if readings.meter else 0, slot - 1)
+            self._stuck_meter = readings.meter
             readings = dataclasses.replace(readings, meter=None)
+            self._previous = readings
         else:
+            self._stuck_meter = None
             report = self._report_previous_slot(slot, readings, previous)
             if report is not None:  # answered only if rejected; the settlement is its receipt
                 messages.append(report)
+        if not readings.fresh:
+            self.counts["readings_stale"] += 1
 
         plan_now = self.plans.pop(slot, None)
         setpoint: int | None = None

@@ -127,12 +127,12 @@ class ModbusHousehold:
         meter = await self._read_device(self.meter, t_s)
         inverter = await self._read_device(self.inverter, t_s) if self.inverter else None
         battery = await self._read_device(self.battery, t_s) if self.battery else None
-        if self._needs_reapply and self._commanded:
-            self.reapplied += 1
+        if self._needs_reapply and self._commanded and battery is not None:  # it answers again
             if self._battery_command is None:
-                await self.release_battery()
+                ok = await self.release_battery()
             else:
-                await self.set_battery_w(self._battery_command)
+                ok = await self.set_battery_w(self._battery_command)
+            self.reapplied += ok
         return Readings(
             t_s,
             MeterReading(meter["power_w"], meter["import_wh"], meter["export_wh"])

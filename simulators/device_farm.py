@@ -188,6 +188,7 @@ class DeviceFarm:
             await server.start(self._ports[household_id])
         if not dropped:
             server.set_fault(unit, Fault.named(fault) if fault is not None else None)
+            self._publish(household_id)  # a device that thaws shows live values at once
 
     async def __aenter__(self) -> DeviceFarm:
         await self.start()

@@ -127,5 +127,12 @@ def test_a_frozen_meter_gives_no_report_and_is_planned_around_as_stale() -> None
     actions = core.on_slot_start(SLOT + 1, readings((SLOT + 1) * 900, 1000, 0, 0, 0, 0))
     assert not any(isinstance(m, (MeterReport, Order)) for m in actions.messages)
     assert actions.release_battery and core.counts["meter_frozen"] == 1
-    moving = core.on_slot_start(SLOT + 2, readings((SLOT + 2) * 900, 2000, 0, 0, 0, 0))
-    assert any(isinstance(m, MeterReport) for m in moving.messages)  # live again
+    still = core.on_slot_start(SLOT + 2, readings((SLOT + 2) * 900, 1000, 0, 0, 0, 0))
+    assert not any(isinstance(m, MeterReport) for m in still.messages) and core.counts["meter_frozen"] == 2
+    # Moving again: slot +2's energy is not known (it started on a frozen reading), so the
+    # first report is for slot +3, from two live readings.
+    moving = core.on_slot_start(SLOT + 3, readings((SLOT + 3) * 900, 2000, 0, 0, 0, 0))
+    assert not any(isinstance(m, MeterReport) for m in moving.messages)
+    live = core.on_slot_start(SLOT + 4, readings((SLOT + 4) * 900, 2300, 0, 0, 0, 0))
+    [report] = [m for m in live.messages if isinstance(m, MeterReport)]
+    assert (report.slot, report.import_wh) == (SLOT + 3, 300) and core.counts["meter_frozen"] == 2
