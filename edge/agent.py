@@ -19,6 +19,7 @@ from broker.clock import WallClock
 from broker.codec import PayloadError
 from broker.messages import (
     Award,
+    Clearing,
     ClockAck,
     ClockTick,
     Result,
@@ -84,6 +85,8 @@ class Agent:
         client_id = f"{self.core.community.id}-{self.device}"
         async with connect(self.endpoint, client_id, will=will) as bus:
             filters = [self.topics.device(self.device, k) for k in ("result", "award", "settlement")]
+            if self.core.storage:
+                filters.append(self.topics.clearing)
             if self.clock_mode == "bus":
                 filters.append(self.topics.tick)
             await bus.subscribe(filters)
@@ -127,6 +130,8 @@ class Agent:
             ref = self.core.on_award(msg)
         elif isinstance(msg, Settlement):
             self.core.on_settlement(msg)
+        elif isinstance(msg, Clearing):
+            ref = self.core.on_clearing(msg)
         if ref is not None:
             self._awaiting.discard(ref)
             if not self._awaiting:
@@ -137,9 +142,11 @@ class Agent:
         self._awaiting = set()
         if t_s % self.times.slot_s == 0:
             slot = self.times.slot_of(t_s)
-            expected = self.core.award_expected(slot)
-            if expected is not None:  # the award must be in hand before the slot is played
-                self._awaiting = {expected}
+            # The award must be in hand before the slot is played (and, for the community's
+            # battery, the slot's clearing: its market signal).
+            expected = {self.core.award_expected(slot), self.core.clearing_expected(slot)} - {None}
+            if expected:
+                self._awaiting = {ref for ref in expected if ref is not None}
                 await self._wait_answered()
             await self._slot_start(bus, slot, t_s)
         await self._wait_answered()

@@ -5,6 +5,11 @@ Pure: no network, no Modbus. At the start of slot ``k`` the agent
 2. applies the battery power planned for slot ``k``, and
 3. plans slot ``k + 1`` and places its order before that slot's gate closes.
 The shell (:mod:`edge.agent`) reads the devices, writes the setpoint and publishes.
+
+A household plans with :mod:`edge.policy` (self-consumption first, the rest traded). A
+member with the role ``storage`` (the community's battery) plans with
+:mod:`edge.storage_policy` from the public clearings and runs its battery at what it
+was awarded.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from broker.community import Community
 from broker.identity import Identity, Verifier
 from broker.messages import (
     Award,
+    Clearing,
     Message,
     MeterReport,
     Order,
@@ -30,6 +36,7 @@ from broker.units import SECONDS_PER_HOUR
 from edge.forecast import Forecaster, History, SlotEnergy
 from edge.policy import BatteryView, Plan, plan_slot, project_stored_wh
 from edge.readings import MeterReading, Readings
+from edge.storage_policy import MarketSignal, award_setpoint_w, market_signal, plan_storage
 
 log = logging.getLogger("gridmesh.edge")
 
@@ -60,6 +67,7 @@ class AgentCore:
     _previous: Readings | None = None
     _previous_slot: int | None = None
     _stuck_meter: MeterReading | None = None  # a frozen meter's values, until they change
+    signal: MarketSignal | None = None  # storage: the others' net demand in the last clearing
     _seq: int = 0
 
     def on_slot_start(self, slot: int, readings: Readings) -> SlotStartActions:
@@ -92,6 +100,8 @@ class AgentCore:
         if readings.has_battery:
             if plan_now is not None and readings.fresh:
                 setpoint = plan_now.battery_w
+                if self.storage and setpoint is not None:
+                    setpoint = award_setpoint_w(self.awards.get(slot), self.community.market.slot_s)
             if setpoint is None:  # no plan, or stale data: the battery self-consumes on its own
                 release = True
                 if plan_now is not None or not readings.fresh:
@@ -162,7 +172,11 @@ class AgentCore:
             view = BatteryView(battery.stored_wh, battery.capacity_wh, battery.soc_min_pct,
                                battery.soc_max_pct, battery.max_charge_w, battery.max_discharge_w)
             projected = project_stored_wh(view, setpoint_w, slot_s)
-        plan = plan_slot(forecast, view, projected, self.community.tariff, slot_s, readings.fresh)
+        if self.storage and view is not None and projected is not None:
+            plan = plan_storage(target, view, projected, self.signal, self.community.tariff, slot_s,
+                                readings.fresh)
+        else:
+            plan = plan_slot(forecast, view, projected, self.community.tariff, slot_s, readings.fresh)
         self.plans[target] = plan
         if plan.side is None:
             return None
@@ -225,12 +239,38 @@ class AgentCore:
             self.settlements[settlement.slot] = settlement
             self.counts["settlements"] += 1
 
+    @property
+    def storage(self) -> bool:
+        member = self.community.member(self.device)
+        return member is not None and member.role == "storage"
+
+    def on_clearing(self, clearing: Clearing) -> str | None:
+        """A public clearing: the storage agent's market signal. Returns the ref it answers."""
+        if not self._trusted(clearing):
+            return None
+        if self.signal is None or clearing.slot > self.signal.slot:
+            self.signal = market_signal(clearing, self.awards.get(clearing.slot))
+        return clearing_ref(clearing.slot)
+
+    def clearing_expected(self, slot: int) -> str | None:
+        """Storage plans on the clearing of the slot that starts: wait for it if it is not
+        in yet (every gate closure publishes one; none before the agent's first slot)."""
+        if not self.storage or self._previous_slot is None:
+            return None
+        if self.signal is not None and self.signal.slot >= slot:
+            return None
+        return clearing_ref(slot)
+
     def award_expected(self, slot: int) -> str | None:
         """The id of this agent's accepted order for ``slot`` while its award is still due."""
         order_id = self.sent_orders.get(slot)
         if order_id is None or order_id in self.rejected or slot in self.awards:
             return None
         return order_id
+
+
+def clearing_ref(slot: int) -> str:
+    return f"clearing:{slot}"
 
 
 FROZEN_POWER_W = 100  # at this power a meter's counters move by at least 25 Wh a slot

@@ -23,6 +23,18 @@ PROSUMER_BATTERY = BatterySpec(
 MAX_HOUSEHOLD_PV_W = 10_000  # larger feeder systems are farm or business roofs
 
 
+COMMUNITY_BATTERY_ID = "s001"
+
+
+def community_battery(capacity_wh: int, power_w: int, load_profile: str,
+                      base: BatterySpec = PROSUMER_BATTERY) -> HouseholdSpec:
+    """The battery the community owns, behind its own meter: no load, no PV
+    (``load_profile`` only names a profile that exists; its scale is 0)."""
+    battery = BatterySpec(capacity_wh, base.soc_min_pct, base.soc_max_pct, power_w, power_w,
+                          base.efficiency_pct, base.ramp_w_per_s)
+    return HouseholdSpec(COMMUNITY_BATTERY_ID, "storage", load_profile, 0, battery=battery)
+
+
 def household_id(index: int) -> str:
     """``h001``, ``h002``, ...: the id of the ``index``-th household (from 0)."""
     return f"h{index + 1:03d}"

@@ -69,7 +69,8 @@ class BatterySpec:
 @dataclass(frozen=True)
 class HouseholdSpec:
     id: str = bounded(pattern=ID)
-    role: Literal["prosumer", "pv", "consumer"] = bounded(choices=("prosumer", "pv", "consumer"))
+    role: Literal["prosumer", "pv", "consumer", "storage"] = bounded(
+        choices=("prosumer", "pv", "consumer", "storage"))
     load_profile: str = bounded(max_len=64)
     annual_load_kwh: int = bounded(min=0, max=10_000_000)
     pv_profile: str | None = None
@@ -78,8 +79,11 @@ class HouseholdSpec:
 
     def __post_init__(self) -> None:
         check_bounds(self)
-        if self.role not in ("prosumer", "pv", "consumer"):
-            raise ValueError(f"{self.id}: role must be prosumer, pv or consumer, got {self.role!r}")
+        if self.role not in ("prosumer", "pv", "consumer", "storage"):
+            raise ValueError(f"{self.id}: role must be prosumer, pv, consumer or storage, got {self.role!r}")
+        if self.role == "storage" and (self.battery is None or self.pv_profile is not None
+                                       or self.annual_load_kwh != 0):
+            raise ValueError(f"{self.id}: a storage member is a battery alone (no PV, no load)")
         if (self.pv_profile is None) != (self.pv_peak_w == 0):
             raise ValueError(f"{self.id}: pv_profile and pv_peak_w must be given together")
         if self.role == "consumer" and (self.pv_profile is not None or self.battery is not None):

@@ -35,7 +35,7 @@ from simulators.device_farm import (
     StepRecord,
     device_units,
 )
-from simulators.fleet import PROSUMER_BATTERY, make_households
+from simulators.fleet import PROSUMER_BATTERY, community_battery, make_households
 from simulators.physics import HouseholdSpec
 from simulators.profiles import ProfileSet
 from simulators.testbed_config import FaultSpec, TestbedConfig
@@ -167,6 +167,9 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
     battery = dataclasses.replace(PROSUMER_BATTERY, ramp_w_per_s=tb.battery_ramp_w_per_s)
     households = make_households(tb.households, tb.seed, prosumer_pct=tb.prosumer_pct,
                                  profiles=profiles, pv_only_pct=tb.pv_only_pct, battery=battery)
+    if tb.community_battery_wh:
+        households += (community_battery(tb.community_battery_wh, tb.community_battery_w,
+                                         households[0].load_profile, battery),)
     check_faults(tb.faults, households)
     coordinator_id = Identity.derived(config.community.coordinator_id, tb.seed)
     community, identities = _community_with_members(config, households, coordinator_id)

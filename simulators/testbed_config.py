@@ -10,6 +10,8 @@
       feeder: 1-LV-rural3--0-sw   # a bundled SimBench feeder (see simulators/data)
       prosumer_pct: 50
       pv_only_pct: 0      # households with PV and no battery
+      community_battery_wh: 0   # a battery the community owns (member s001); 0: none
+      community_battery_w: 10000
       faults:             # devices that misbehave for a while (default: none)
         - {household: h003, device: meter, fault: failure, from_slot: 10, slots: 4}
       clock: virtual      # or realtime (with speed)
@@ -57,6 +59,8 @@ class TestbedSection:
     prosumer_pct: int = bounded(50, min=0, max=100)
     pv_only_pct: int = bounded(0, min=0, max=100)  # PV without a battery
     battery_ramp_w_per_s: int = bounded(0, min=0, max=1_000_000)  # 0: batteries change power at once
+    community_battery_wh: int = bounded(0, min=0, max=10_000_000)  # 0: no community battery
+    community_battery_w: int = bounded(10_000, min=1, max=10_000_000)
     clock: str = bounded("virtual", choices=("virtual", "realtime"))
     speed: int = bounded(1, min=1, max=86_400)
     broker: str = bounded("auto", choices=("auto", "mosquitto", "embedded"))

@@ -180,3 +180,15 @@ def test_a_ramped_battery_moves_less_energy_in_its_first_step() -> None:
         moved.append(flows.discharge_wh)
         assert after.battery_power_w == 2000
     assert moved == [500, 444]  # 2 kW for 15 min, and the ramped trajectory's mean
+
+
+def test_a_storage_member_is_a_battery_alone() -> None:
+    from simulators.fleet import community_battery
+
+    storage = community_battery(20_000, 8000, "H0-A")
+    assert (storage.role, storage.annual_load_kwh, storage.pv_profile) == ("storage", 0, None)
+    assert storage.battery is not None and storage.battery.max_charge_w == 8000
+    with pytest.raises(ValueError, match="a storage member is a battery alone"):
+        HouseholdSpec("s001", "storage", "H0-A", 1000, battery=BATTERY)
+    with pytest.raises(ValueError, match="a storage member is a battery alone"):
+        HouseholdSpec("s001", "storage", "H0-A", 0)
