@@ -34,6 +34,8 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--slots", type=int, help="market slots to run (default 96: one day)")
     parser.add_argument("--seed", type=int, help="seed for households and keys (default 1)")
     parser.add_argument("--feeder", help="bundled SimBench feeder (default 1-LV-rural3--0-sw)")
+    parser.add_argument("--feeder-data", help="folder with the feeder's extract "
+                        "(simulators/extract_profiles.py --out); default: the bundled ones")
     parser.add_argument("--start", help="start, UTC: YYYY-MM-DD or YYYY-MM-DDTHH:MM (default 2016-06-06)")
     parser.add_argument("--community-battery-wh", type=int,
                         help="add a battery the community owns, of this capacity (default 0: none)")
@@ -48,7 +50,7 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in
-                 ("households", "slots", "seed", "feeder", "start", "clock", "speed", "broker",
+                 ("households", "slots", "seed", "feeder", "feeder_data", "start", "clock", "speed", "broker",
                   "community_battery_wh")}
     config = load_testbed_config(args.config, overrides)
     tb = config.testbed

@@ -202,9 +202,11 @@ class ProfileSet:
         )
 
 
-def bundled_feeders() -> tuple[str, ...]:
-    """The SimBench feeders whose extract is in ``simulators/data``."""
-    return tuple(sorted(p.name[len("feeder-"):-len(".csv")] for p in DATA_DIR.glob("feeder-*.csv")))
+def bundled_feeders(data_dir: Path = DATA_DIR) -> tuple[str, ...]:
+    """The SimBench feeders whose extract is in ``data_dir`` (default: the bundled ones
+    in ``simulators/data``): those with both a feeder and a profiles file."""
+    return tuple(sorted(p.name[len("feeder-"):-len(".csv")] for p in data_dir.glob("feeder-*.csv")
+                        if (data_dir / f"profiles-{p.name[len('feeder-'):]}").is_file()))
 
 
 @functools.cache

@@ -37,8 +37,8 @@ from simulators.device_farm import (
 )
 from simulators.fleet import PROSUMER_BATTERY, community_battery, make_households
 from simulators.physics import HouseholdSpec
-from simulators.profiles import ProfileSet
-from simulators.testbed_config import FaultSpec, TestbedConfig
+from simulators.profiles import ProfileError, ProfileSet
+from simulators.testbed_config import FaultSpec, TestbedConfig, TestbedSection
 
 RUN_MARKER = "run.json"
 AGENT_STATS = "agents"  # each agent's counters, <device>.json
@@ -158,23 +158,37 @@ class Progress:
               flush=True)
 
 
+def _households(
+    tb: TestbedSection, start_s: int, end_s: int
+) -> tuple[ProfileSet, tuple[HouseholdSpec, ...]]:
+    """The run's feeder data and households; TestbedError if the data cannot carry the run."""
+    try:
+        profiles = (ProfileSet.load(Path(tb.feeder_data), tb.feeder) if tb.feeder_data
+                    else ProfileSet.load_bundled(tb.feeder))
+        battery = dataclasses.replace(PROSUMER_BATTERY, ramp_w_per_s=tb.battery_ramp_w_per_s)
+        households = make_households(tb.households, tb.seed, prosumer_pct=tb.prosumer_pct,
+                                     profiles=profiles, pv_only_pct=tb.pv_only_pct, battery=battery)
+        if tb.community_battery_wh:
+            households += (community_battery(tb.community_battery_wh, tb.community_battery_w,
+                                             households[0].load_profile, battery),)
+        for name in sorted({p for h in households for p in (h.load_profile, h.pv_profile) if p}):
+            profiles.energy_wh(name, start_s, end_s, 0)  # the data covers the whole run
+    except (ProfileError, OSError, ValueError) as exc:
+        raise TestbedError(f"feeder {tb.feeder}: {exc}") from None
+    check_faults(tb.faults, households)
+    return profiles, households
+
+
 async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
     tb = config.testbed
     market = config.community.market
-    prepare_out_dir(out)
-    (out / RUN_MARKER).write_text('{"status": "running"}\n')
-    profiles = ProfileSet.load_bundled(tb.feeder)
-    battery = dataclasses.replace(PROSUMER_BATTERY, ramp_w_per_s=tb.battery_ramp_w_per_s)
-    households = make_households(tb.households, tb.seed, prosumer_pct=tb.prosumer_pct,
-                                 profiles=profiles, pv_only_pct=tb.pv_only_pct, battery=battery)
-    if tb.community_battery_wh:
-        households += (community_battery(tb.community_battery_wh, tb.community_battery_w,
-                                         households[0].load_profile, battery),)
-    check_faults(tb.faults, households)
-    coordinator_id = Identity.derived(config.community.coordinator_id, tb.seed)
-    community, identities = _community_with_members(config, households, coordinator_id)
     first_slot = tb.start_s // market.slot_s
     times = tick_times(first_slot, tb.slots, market.slot_s, market.gate_closure_s)
+    profiles, households = _households(tb, times[0], times[-1])
+    prepare_out_dir(out)  # only once the run's inputs are known to be good
+    (out / RUN_MARKER).write_text('{"status": "running"}\n')
+    coordinator_id = Identity.derived(config.community.coordinator_id, tb.seed)
+    community, identities = _community_with_members(config, households, coordinator_id)
     artifacts = RunArtifacts(out, households, community, first_slot)
     logs = out / "logs"
     logs.mkdir()

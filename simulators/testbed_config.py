@@ -8,6 +8,7 @@
       seed: 1
       start: 2016-06-06   # UTC, inside the bundled profile extract; or 2016-06-06T10:00
       feeder: 1-LV-rural3--0-sw   # a bundled SimBench feeder (see simulators/data)
+      feeder_data: ""     # or a folder of simulators/extract_profiles.py output holding it
       prosumer_pct: 50
       pv_only_pct: 0      # households with PV and no battery
       community_battery_wh: 0   # a battery the community owns (member s001); 0: none
@@ -56,6 +57,7 @@ class TestbedSection:
     seed: int = bounded(1, min=0, max=2**31)
     start: str = bounded("2016-06-06", pattern=r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2})?")
     feeder: str = bounded("1-LV-rural3--0-sw", max_len=64)  # a bundled SimBench feeder
+    feeder_data: str = bounded("", max_len=4096)  # a folder with other feeders' extracts
     prosumer_pct: int = bounded(50, min=0, max=100)
     pv_only_pct: int = bounded(0, min=0, max=100)  # PV without a battery
     battery_ramp_w_per_s: int = bounded(0, min=0, max=1_000_000)  # 0: batteries change power at once
@@ -72,7 +74,15 @@ class TestbedSection:
             dt.datetime.fromisoformat(self.start)
         except ValueError:
             raise ValueError(f"start: {self.start!r} is not a valid date or date and time") from None
-        if self.feeder not in bundled_feeders():
+        if self.feeder_data:
+            found = bundled_feeders(Path(self.feeder_data)) if Path(self.feeder_data).is_dir() else None
+            if found is None:
+                raise ValueError(f"feeder_data: {self.feeder_data!r} is not a folder")
+            if self.feeder not in found:
+                raise ValueError(f"feeder: {self.feeder!r} has no feeder-{self.feeder}.csv and "
+                                 f"profiles-{self.feeder}.csv in {self.feeder_data} (found: "
+                                 f"{', '.join(found) or 'none'})")
+        elif self.feeder not in bundled_feeders():
             raise ValueError(f"feeder: {self.feeder!r} is not bundled (bundled: "
                              f"{', '.join(bundled_feeders())})")
         for index, fault in enumerate(self.faults):

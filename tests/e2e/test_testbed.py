@@ -205,3 +205,32 @@ def test_another_bundled_feeder_runs_and_an_unknown_one_is_refused(
     assert main(["testbed", "--feeder", "nope", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "--feeder: 'nope' is not bundled (bundled: 1-LV-rural3--0-sw, 1-LV-semiurb4--0-sw)" in err
+
+
+def test_a_feeder_extracted_into_another_folder_runs_from_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from simulators.profiles import DATA_DIR
+
+    data = tmp_path / "feeders"
+    data.mkdir()
+    name = "1-LV-semiurb4--0-sw"
+    shutil.copy(DATA_DIR / f"feeder-{name}.csv", data)
+    assert main(["testbed", "--feeder", name, "--feeder-data", str(data), "--households", "3",
+                 "--slots", "2", "--broker", "embedded", "--out", str(tmp_path / "run"), "--json"]) == 2
+    assert f"has no feeder-{name}.csv and profiles-{name}.csv in {data} (found: none)" in capsys.readouterr().err
+    shutil.copy(DATA_DIR / f"profiles-{name}.csv", data)
+    assert main(["testbed", "--feeder", name, "--feeder-data", str(data), "--households", "3",
+                 "--slots", "2", "--broker", "embedded", "--out", str(tmp_path / "run"), "--json"]) == 0
+    assert rows(tmp_path / "run" / "results.db", "SELECT COUNT(*) FROM households") == [(3,)]
+
+
+def test_a_start_outside_the_feeder_data_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert main(["testbed", "--start", "2016-03-01", "--households", "2", "--slots", "2",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no data for 2016-02-29 23:45" in err and "covers 2016-01-17 00:00" in err
+    assert not out.exists()
