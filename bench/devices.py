@@ -5,17 +5,25 @@ Prints one JSON object:
   another on one Modbus TCP connection, and the Modbus requests per second that makes;
 - 100 devices at once: 100 households read concurrently, each over its own link;
 - per household-slot: the wall time of what an agent does on its devices each slot
-  (one whole read and one setpoint write), for each template set.
+  (one whole read and one setpoint write), for each template set;
+- in the testbed: the same, as the agents measured it during a whole day's run (20 and
+  100 households, the default broker), where many agents share a process and the
+  devices' servers share the testbed's.
 
-    .venv/bin/python bench/devices.py
+    .venv/bin/python bench/devices.py [--households 20 100]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime as dt
 import json
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 from edge.config import DeviceConfig, ModbusConfig
 from edge.drivers import ModbusHousehold
@@ -87,13 +95,30 @@ async def many_at_once(count: int, rounds: int) -> dict[str, float]:
             "modbus_requests_per_s": round(reads * requests_per_read(names) / elapsed, 1)}
 
 
-async def main() -> dict[str, object]:
+def in_testbed(households: int) -> dict[str, float]:
+    """A day's testbed run; the agents' own measure of their device layer."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "run"
+        subprocess.run([sys.executable, "-m", "gridmesh", "testbed", "--households", str(households),
+                        "--out", str(out), "--json"], check=True, stdout=subprocess.DEVNULL)
+        summary = json.loads((out / "summary.json").read_text())
+    return {"households": households, "device_layer_ms_per_household_slot":
+            summary["device_ms_per_household_slot"], "run_wall_s": summary["wall_s"]}
+
+
+async def isolated() -> dict[str, object]:
     return {
-        "benchmark": "devices",
         "one_link": {name: await one_link(names, 300) for name, names in SETS.items()},
         "hundred_households_at_once": await many_at_once(100, 10),
     }
 
 
 if __name__ == "__main__":
-    print(json.dumps(aio.run(main())))
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--households", type=int, nargs="*", default=[20, 100],
+                        help="testbed sizes to run (none: skip the testbed part)")
+    args = parser.parse_args()
+    result = {"benchmark": "devices", **aio.run(isolated()),
+              "in_testbed": [in_testbed(n) for n in args.households]}
+    print(json.dumps(result))
