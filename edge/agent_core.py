@@ -102,9 +102,9 @@ class AgentCore:
                 setpoint = plan_now.battery_w
                 if self.storage and setpoint is not None:
                     setpoint = award_setpoint_w(self.awards.get(slot), self.community.market.slot_s)
-            if setpoint is None:  # no plan, or stale data: the battery self-consumes on its own
+            if setpoint is None:  # the battery follows the household on its own
                 release = True
-                if plan_now is not None or not readings.fresh:
+                if not readings.fresh:
                     self.counts["self_consumption_fallback"] += 1
                 expected_w = _self_consumption_w(readings)
             else:

@@ -5,14 +5,24 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from broker.launcher import BrokerError
 from gridmesh import aio
 from gridmesh.cli import UsageError
-from simulators.results import build_tables, read_agent_stats, summarize, write_results, write_summary
-from simulators.testbed import AGENT_STATS, RUN_MARKER, TestbedError, run_testbed
+from simulators.results import (
+    Summary,
+    build_tables,
+    read_agent_stats,
+    summarize,
+    write_results,
+    write_summary,
+)
+from simulators.testbed import AGENT_STATS, RUN_MARKER, RunArtifacts, TestbedError, run_testbed
 from simulators.testbed_config import load_testbed_config
+
+if TYPE_CHECKING:
+    from simulators.compare import Comparison
 
 EXAMPLE = """examples:
   gridmesh testbed                                  # 20 households, one day, virtual clock
@@ -45,6 +55,8 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
                         help="which MQTT broker to start (default auto: mosquitto if installed)")
     parser.add_argument("--out", type=Path, help="output folder (default runs/<shape>-seed<N>)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--compare", action="store_true",
+                        help="also run the baselines and the community's optimum on the same data")
     parser.set_defaults(handler=run)
 
 
@@ -79,11 +91,41 @@ def run(args: argparse.Namespace) -> int:
         broker=artifacts.broker_kind, wall_s=artifacts.wall_s,
     )
     write_summary(out, summary)
+    comparison = None
+    if args.compare:
+        comparison = _compare(artifacts, summary, tb.slots)
+        (out / "compare.json").write_text(json.dumps(comparison.as_dict(), indent=2) + "\n")
     (out / RUN_MARKER).write_text(json.dumps({"status": "finished", "seed": tb.seed}) + "\n")
     if args.json:
-        print(json.dumps(summary.__dict__))
+        print(json.dumps({**summary.__dict__, **({"compare": comparison.as_dict()} if comparison else {})}))
     else:
         print("\n".join(summary.lines()))
         print(f"ledger audit      {'FAILED: ' + str(audit) if failed else 'passed'}")
+        if comparison is not None:
+            print("\n".join(comparison.lines()))
         print(f"results           {out}/results.db, {out}/*.csv, {out}/ledger.db")
     return 1 if failed else 0
+
+
+def _compare(artifacts: RunArtifacts, summary: Summary, slots: int) -> Comparison:
+    from simulators.compare import Scenario, compare
+    from simulators.optimum import OptimumError
+
+    slot_s = artifacts.community.market.slot_s
+    first_s, end_s = artifacts.first_slot * slot_s, (artifacts.first_slot + slots) * slot_s
+    at_start: dict[str, int] = {}
+    at_end: dict[str, int] = {}
+    for record in artifacts.records:
+        if record.battery_remote is None:
+            continue
+        if record.flows.end_s <= first_s:
+            at_start[record.household] = record.stored_wh
+        if record.flows.end_s <= end_s:
+            at_end[record.household] = record.stored_wh
+    stored_change = sum(at_end[h] - at_start[h] for h in at_end if h in at_start)
+    as_run = Scenario(summary.bill_u, summary.grid_import_wh, summary.grid_export_wh, stored_change)
+    try:
+        return compare(artifacts.households, artifacts.profiles, artifacts.community, artifacts.first_slot,
+                       slots, as_run)
+    except OptimumError as exc:
+        raise UsageError(f"--compare: {exc}") from None

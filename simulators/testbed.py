@@ -54,6 +54,7 @@ class RunArtifacts:
     households: tuple[HouseholdSpec, ...]
     community: Community
     first_slot: int
+    profiles: ProfileSet
     records: list[StepRecord] = field(default_factory=list)
     broker_kind: str = ""
     wall_s: float = 0.0
@@ -189,7 +190,7 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
     (out / RUN_MARKER).write_text('{"status": "running"}\n')
     coordinator_id = Identity.derived(config.community.coordinator_id, tb.seed)
     community, identities = _community_with_members(config, households, coordinator_id)
-    artifacts = RunArtifacts(out, households, community, first_slot)
+    artifacts = RunArtifacts(out, households, community, first_slot, profiles)
     logs = out / "logs"
     logs.mkdir()
 

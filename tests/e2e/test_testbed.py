@@ -218,7 +218,8 @@ def test_a_feeder_extracted_into_another_folder_runs_from_there(
     shutil.copy(DATA_DIR / f"feeder-{name}.csv", data)
     assert main(["testbed", "--feeder", name, "--feeder-data", str(data), "--households", "3",
                  "--slots", "2", "--broker", "embedded", "--out", str(tmp_path / "run"), "--json"]) == 2
-    assert f"has no feeder-{name}.csv and profiles-{name}.csv in {data} (found: none)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"has no feeder-{name}.csv and profiles-{name}.csv in {data} (found: none)" in err
     shutil.copy(DATA_DIR / f"profiles-{name}.csv", data)
     assert main(["testbed", "--feeder", name, "--feeder-data", str(data), "--households", "3",
                  "--slots", "2", "--broker", "embedded", "--out", str(tmp_path / "run"), "--json"]) == 0
@@ -234,3 +235,20 @@ def test_a_start_outside_the_feeder_data_is_refused_before_anything_is_written(
     err = capsys.readouterr().err
     assert "no data for 2016-02-29 23:45" in err and "covers 2016-01-17 00:00" in err
     assert not out.exists()
+
+
+def test_compare_sets_the_run_between_the_baselines_and_the_optimum(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["testbed", "--households", "6", "--slots", "8", "--seed", "11", "--start", START,
+                 "--broker", "embedded", "--out", str(out), "--json", "--compare"]) == 0
+    compared = json.loads((out / "compare.json").read_text())
+    bills = {k: v["bill_u"] for k, v in compared["scenarios"].items()}
+    summary = json.loads((out / "summary.json").read_text())
+    assert bills["c"] == summary["bill_u"]  # the run as settled
+    # Idle batteries end where they began, so (a) is a plan the optimum could have made.
+    assert compared["scenarios"]["a"]["stored_change_wh"] == 0 and bills["d"] <= bills["a"]
+    # The run's batteries ended fuller than they began, so it is a plan the optimum could
+    # have made too (bar the market's rounding).
+    assert compared["scenarios"]["c"]["stored_change_wh"] >= 0 and bills["d"] <= bills["c"]
+    assert compared["scenarios"]["d"]["stored_change_wh"] >= 0
+    assert compared["efficiency"] == pytest.approx((bills["a"] - bills["c"]) / (bills["a"] - bills["d"]))

@@ -54,7 +54,9 @@ def test_second_slot_reports_the_metered_energy_and_applies_the_plan() -> None:
     report = next(m for m in actions.messages if isinstance(m, MeterReport))
     assert (report.slot, report.import_wh, report.export_wh) == (SLOT, 300, 50)
     assert (report.import_total_wh, report.export_total_wh) == (1300, 50)
-    assert actions.battery_setpoint_w == planned.battery_w and not actions.release_battery
+    # The battery follows the household on its own; the plan only sized the order.
+    assert planned.battery_w is None and actions.release_battery and actions.battery_setpoint_w is None
+    assert core.counts["self_consumption_fallback"] == 0  # that is normal running, not a fallback
     assert report.report_id not in actions.awaiting  # only a refusal would answer it
     # The history learnt load = net + pv + battery discharge = 250 + 200 + 100.
     learnt = core.history.get(SLOT)
@@ -64,7 +66,7 @@ def test_second_slot_reports_the_metered_energy_and_applies_the_plan() -> None:
 def test_stale_meter_means_no_order_and_the_battery_falls_back_to_self_consumption() -> None:
     core = agent()
     core.on_slot_start(SLOT, readings(SLOT * 900, 1000, 0, 0, 0, 0))
-    assert core.plans[SLOT + 1].battery_w is not None  # a plan was made on fresh data
+    assert core.plans[SLOT + 1].side is not None  # a plan was made on fresh data
     actions = core.on_slot_start(SLOT + 1, readings((SLOT + 1) * 900, 0, 0, 0, 0, 0, meter_ok=False))
     assert not any(isinstance(m, Order) for m in actions.messages)
     assert actions.release_battery and actions.battery_setpoint_w is None

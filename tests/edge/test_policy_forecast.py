@@ -42,14 +42,14 @@ def test_deficit_is_covered_by_the_battery_first() -> None:
     plan = plan_slot(Forecast(5, 800, 0, "x"), BATTERY, 2500, TARIFF, 900, data_fresh=True)
     # The battery can give 500 Wh in 15 minutes at 2 kW; the rest is bid just under the
     # import price, so only a peer can fill it.
-    assert plan.battery_w == 2000
+    assert plan.battery_w is None and plan.expected_battery_w == 2000
     assert (plan.side, plan.energy_wh, plan.price_u_per_kwh) == ("buy", 300, 299_999)
 
 
 def test_surplus_charges_the_battery_then_is_offered() -> None:
     plan = plan_slot(Forecast(5, 100, 900, "x"), BATTERY, 4400, TARIFF, 900, data_fresh=True)
     # 100 Wh headroom to the 90 % ceiling (4500 Wh); 700 Wh offered just above feed-in.
-    assert plan.battery_w == -400
+    assert plan.battery_w is None and plan.expected_battery_w == -400
     assert (plan.side, plan.energy_wh, plan.price_u_per_kwh) == ("sell", 700, 80_001)
 
 
@@ -69,7 +69,7 @@ def test_planned_orders_trade_with_peers_at_the_mid_price_and_never_with_the_gri
 
 def test_an_empty_battery_does_not_discharge() -> None:
     plan = plan_slot(Forecast(5, 300, 0, "x"), BATTERY, 500, TARIFF, 900, data_fresh=True)
-    assert plan.battery_w == 0 and plan.energy_wh == 300
+    assert plan.expected_battery_w == 0 and plan.energy_wh == 300
 
 
 def test_no_order_and_the_batterys_own_self_consumption_on_stale_data() -> None:
@@ -79,7 +79,7 @@ def test_no_order_and_the_batterys_own_self_consumption_on_stale_data() -> None:
 
 def test_household_without_battery_trades_its_whole_net() -> None:
     plan = plan_slot(Forecast(5, 100, 400, "x"), None, None, TARIFF, 900, data_fresh=True)
-    assert (plan.side, plan.energy_wh, plan.battery_w) == ("sell", 300, 0)
+    assert (plan.side, plan.energy_wh, plan.expected_battery_w) == ("sell", 300, 0)
 
 
 @pytest.mark.parametrize(("power", "expected"), [(2000, 2000), (-2000, 3000), (-99_000, 4500)])
