@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from broker.launcher import BrokerError
 from gridmesh import aio
 from gridmesh.cli import UsageError
+from simulators.compare import baseline_bills
 from simulators.results import (
     Summary,
     build_tables,
@@ -80,15 +81,17 @@ def run(args: argparse.Namespace) -> int:
 
     audit = audit_file(out / "ledger.db")
     failed = isinstance(audit, AuditFailure)
+    baseline = baseline_bills(artifacts.households, artifacts.profiles, artifacts.community,
+                              artifacts.first_slot, tb.slots)
     tables = build_tables(artifacts.records, artifacts.households, artifacts.community,
                           out / "coordinator.db", artifacts.first_slot, tb.slots,
-                          read_agent_stats(out / AGENT_STATS))
+                          read_agent_stats(out / AGENT_STATS), baseline)
     write_results(out, tables)
     summary = summarize(
         tables, tb.households, tb.slots,
         ledger_height=-1 if isinstance(audit, AuditFailure) else audit.head_height,
         head_hash="" if isinstance(audit, AuditFailure) else audit.head_hash,
-        broker=artifacts.broker_kind, wall_s=artifacts.wall_s,
+        broker=artifacts.broker_kind, wall_s=artifacts.wall_s, slot_s=artifacts.community.market.slot_s,
     )
     write_summary(out, summary)
     comparison = None

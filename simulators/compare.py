@@ -88,20 +88,43 @@ def no_trading(
 ) -> Scenario:
     """(a) with ``self_consumption`` False (batteries idle), (b) with it True (each battery
     following its household on its own)."""
+    return no_trading_bills(households, data, first_slot, slot_s, tariff, self_consumption)[0]
+
+
+def no_trading_bills(
+    households: Sequence[HouseholdSpec], data: dict[str, SlotData], first_slot: int, slot_s: int,
+    tariff: Tariff, self_consumption: bool,
+) -> tuple[Scenario, dict[str, int]]:
+    """The scenario and each household's own bill in it."""
     slots = len(next(iter(data.values())).load_wh) if data else 0
     net = [0] * slots
-    bill = stored_change = 0
+    bills: dict[str, int] = {}
+    stored_change = 0
     for spec in households:
         state = dataclasses.replace(initial_state(spec, first_slot * slot_s), remote=not self_consumption)
         start_stored = stored_wh(state)
+        bill = 0
         for t in range(slots):
             state, flows = step(spec, state, data[spec.id].load_wh[t], data[spec.id].pv_wh[t],
                                 (first_slot + t + 1) * slot_s)
             net[t] += flows.import_wh - flows.export_wh
             bill += (flows.import_wh * tariff.import_u_per_kwh
                      - flows.export_wh * tariff.feedin_u_per_kwh) // 1000
+        bills[spec.id] = bill
         stored_change += stored_wh(state) - start_stored
-    return Scenario(bill, sum(max(n, 0) for n in net), sum(max(-n, 0) for n in net), stored_change)
+    scenario = Scenario(sum(bills.values()), sum(max(n, 0) for n in net), sum(max(-n, 0) for n in net),
+                        stored_change)
+    return scenario, bills
+
+
+def baseline_bills(
+    households: Sequence[HouseholdSpec], profiles: ProfileSet, community: Community, first_slot: int,
+    slots: int,
+) -> dict[str, int]:
+    """Each household's bill with no trading and no battery control (scenario a)."""
+    slot_s = community.market.slot_s
+    data = {h.id: slot_data(h, profiles, first_slot, slots, slot_s) for h in households}
+    return no_trading_bills(households, data, first_slot, slot_s, community.tariff, False)[1]
 
 
 def optimum(

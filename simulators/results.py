@@ -19,6 +19,7 @@ import sqlite_utils
 from broker.community import Community
 from broker.messages import Clearing, decode
 from simulators.device_farm import StepRecord
+from simulators.kpis import KPI_COLUMNS, community_kpis, household_kpis
 from simulators.physics import HouseholdSpec
 
 FLOWS = ("load_wh", "pv_wh", "curtailed_wh", "charge_wh", "discharge_wh", "import_wh", "export_wh")
@@ -33,6 +34,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "trades": ("slot", "buyer", "seller", "energy_wh", "price_u_per_kwh"),
     "orders": ("ref", "device", "slot", "kind", "accepted", "reason"),
     "agent_stats": ("household", "name", "value"),
+    "kpis": KPI_COLUMNS,
 }
 TABLES = tuple(COLUMNS)
 
@@ -59,6 +61,14 @@ class Summary:
     wall_s: float
     device_ms_per_household_slot: float  # the agents' Modbus reads and writes, wall time
     readings_stale: int  # household-slots planned without every device's reading
+    baseline_bill_u: int  # no trading, no battery control
+    baseline_savings_pct: float | None
+    self_sufficiency_pct: float | None
+    self_consumption_pct: float | None
+    peak_import_w: int
+    peak_export_w: int
+    participation_pct: float | None
+    gini_savings: float | None
 
     def lines(self) -> list[str]:
         money = 1_000_000
@@ -74,12 +84,24 @@ class Summary:
             f"limit violations  {self.limit_violations} slot(s)",
             f"community bill    {self.bill_u / money:.2f} (without trading "
             f"{self.notrade_bill_u / money:.2f}; savings {self.savings_pct:.1f} %)",
+            f"baseline bill     {self.baseline_bill_u / money:.2f} with no trading and no battery "
+            f"control; savings {_pct(self.baseline_savings_pct)}",
+            f"self-sufficiency  {_pct(self.self_sufficiency_pct)}, self-consumption "
+            f"{_pct(self.self_consumption_pct)}",
+            f"peaks             import {self.peak_import_w / 1000:.1f} kW, export "
+            f"{self.peak_export_w / 1000:.1f} kW",
+            f"participation     {_pct(self.participation_pct)} of members traded; Gini of savings "
+            f"{'n/a' if self.gini_savings is None else f'{self.gini_savings:.2f}'}",
             f"ledger            height {self.ledger_height}, head {self.head_hash[:16]}",
             f"device layer      {self.device_ms_per_household_slot:.2f} ms per household-slot, "
             f"{self.readings_stale} stale reading(s)",
             f"broker            {self.broker}",
             f"wall time         {self.wall_s:.1f} s",
         ]
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} %"
 
 
 def _rows(db: sqlite_utils.Database, sql: str) -> list[tuple[Any, ...]]:
@@ -94,6 +116,7 @@ def read_agent_stats(folder: Path) -> dict[str, dict[str, int]]:
 def build_tables(
     records: list[StepRecord], households: tuple[HouseholdSpec, ...], community: Community,
     coordinator_db: Path, first_slot: int, slots: int, agent_stats: dict[str, dict[str, int]],
+    baseline_bills: dict[str, int],
 ) -> dict[str, list[dict[str, Any]]]:
     slot_s = community.market.slot_s
     run_slots = range(first_slot, first_slot + slots)
@@ -189,10 +212,17 @@ def build_tables(
             **{k: sum(r[k] for r in rows) for k in ("load_wh", "pv_wh", "import_wh", "export_wh")},
             "bill_u": bill, "notrade_bill_u": notrade, "savings_u": notrade - bill,
         })
+    bought: dict[str, int] = defaultdict(int)
+    sold: dict[str, int] = defaultdict(int)
+    for trade in trades:
+        bought[trade["buyer"]] += trade["energy_wh"]
+        sold[trade["seller"]] += trade["energy_wh"]
+    kpi_rows = [household_kpis(h.id, by_household[h.id], baseline_bills.get(h.id, 0), slot_s,
+                               bought[h.id], sold[h.id]) for h in households]
     stats_rows = [{"household": device, "name": name, "value": value}
                   for device, counts in sorted(agent_stats.items()) for name, value in sorted(counts.items())]
     return {"slots": slot_rows, "households": household_rows, "household_slots": household_slots,
-            "trades": trades, "orders": orders, "agent_stats": stats_rows}
+            "trades": trades, "orders": orders, "agent_stats": stats_rows, "kpis": kpi_rows}
 
 
 def write_results(out: Path, tables: dict[str, list[dict[str, Any]]]) -> None:
@@ -210,7 +240,7 @@ def write_results(out: Path, tables: dict[str, list[dict[str, Any]]]) -> None:
 
 def summarize(
     tables: dict[str, list[dict[str, Any]]], households: int, slots: int,
-    ledger_height: int, head_hash: str, broker: str, wall_s: float,
+    ledger_height: int, head_hash: str, broker: str, wall_s: float, slot_s: int = 900,
 ) -> Summary:
     orders = [o for o in tables["orders"] if o["kind"] == "order"]
     reports = [o for o in tables["orders"] if o["kind"] == "report"]
@@ -222,6 +252,9 @@ def summarize(
     for row in tables["agent_stats"]:
         stats[row["name"]] += row["value"]
     device_ms = stats["device_us"] / 1000 / stats["device_cycles"] if stats["device_cycles"] else 0.0
+    members = tables["households"]
+    community = community_kpis(tables["kpis"], slot_rows, sum(h["load_wh"] for h in members),
+                               sum(h["pv_wh"] for h in members), slot_s)
     return Summary(
         households=households, slots=slots,
         orders_accepted=sum(1 for o in orders if o["accepted"]),
@@ -236,6 +269,11 @@ def summarize(
         bill_u=bill, notrade_bill_u=notrade, savings_pct=round(savings, 2),
         ledger_height=ledger_height, head_hash=head_hash, broker=broker, wall_s=round(wall_s, 2),
         device_ms_per_household_slot=round(device_ms, 3), readings_stale=stats["readings_stale"],
+        baseline_bill_u=community["baseline_bill_u"], baseline_savings_pct=community["savings_pct"],
+        self_sufficiency_pct=community["self_sufficiency_pct"],
+        self_consumption_pct=community["self_consumption_pct"],
+        peak_import_w=community["peak_import_w"], peak_export_w=community["peak_export_w"],
+        participation_pct=community["participation_pct"], gini_savings=community["gini_savings"],
     )
 
 

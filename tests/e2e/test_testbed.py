@@ -245,6 +245,10 @@ def test_compare_sets_the_run_between_the_baselines_and_the_optimum(tmp_path: Pa
     bills = {k: v["bill_u"] for k, v in compared["scenarios"].items()}
     summary = json.loads((out / "summary.json").read_text())
     assert bills["c"] == summary["bill_u"]  # the run as settled
+    assert bills["a"] == summary["baseline_bill_u"]  # each member's savings are against (a)
+    kpis = rows(out / "results.db", "SELECT household, bill_u, baseline_bill_u, savings_u FROM kpis")
+    assert len(kpis) == 6 and all(base - bill == saved for _, bill, base, saved in kpis)  # type: ignore[operator]
+    assert sum(base for _, _, base, _ in kpis) == bills["a"]  # type: ignore[misc]
     # Idle batteries end where they began, so (a) is a plan the optimum could have made.
     assert compared["scenarios"]["a"]["stored_change_wh"] == 0 and bills["d"] <= bills["a"]
     # The run's batteries ended fuller than they began, so it is a plan the optimum could
