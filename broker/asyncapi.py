@@ -27,6 +27,7 @@ from broker.messages import (
     Clearing,
     ClockAck,
     ClockTick,
+    FaultCommand,
     Message,
     MeterReport,
     Order,
@@ -84,6 +85,9 @@ CHANNELS = (
             "Virtual clock: a gate closure, for the market alone."),
     Channel("ack", "gm/v1/{community}/clock/ack/{participant}", ClockAck, "every participant",
             "clock master", 1, False, "A participant has finished its work for a tick."),
+    Channel("fault", "gm/v1/{community}/sim/fault", FaultCommand, "a test bench's operator "
+            "(gridmesh fault)", "simulated devices (testbed, gridmesh simulate)", 1, False,
+            "Make a virtual device misbehave, or behave again; unsigned, for test benches only."),
 )
 
 PARAMETERS = {
@@ -114,6 +118,7 @@ def examples() -> dict[str, Message]:
         "block": boss.sign(BlockHeader(5, "00" * 32, "ab" * 32, SLOT + 1, T_S + 600, 12, 1_024, 4)),
         "tick": ClockTick(12, T_S, False),
         "ack": ClockAck("h001", 12),
+        "fault": FaultCommand("h001", "meter", "timeout", T_S),
     }
 
 

@@ -243,11 +243,30 @@ class ClockAck(Message):
     seq: int = bounded(min=0)
 
 
+FAULT_DEVICES = ("meter", "inverter", "battery")
+FAULT_KINDS = ("timeout", "slow", "busy", "failure", "frozen", "counter_reset", "dropped", "none")
+
+
+@dataclass(frozen=True)
+class FaultCommand(Message):
+    """Make a virtual device misbehave (``fault``), or behave again (``none``).
+
+    A test bench's control, not market data: unsigned, obeyed only by simulated devices
+    (a testbed, ``gridmesh simulate``); a locked-down broker grants the topic to the
+    operator alone."""
+
+    TYPE: ClassVar[str] = "fault"
+    household: str = bounded(pattern=ID)
+    device: str = bounded(choices=FAULT_DEVICES)
+    fault: str = bounded(choices=FAULT_KINDS)
+    t_s: int = bounded(0, min=0, max=MAX_T_S)
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (
         Status, Telemetry, Order, Result, Clearing, Award,
-        MeterReport, Settlement, BlockHeader, ClockTick, ClockAck,
+        MeterReport, Settlement, BlockHeader, ClockTick, ClockAck, FaultCommand,
     )
 }
 

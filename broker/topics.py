@@ -6,6 +6,7 @@
     gm/v1/{c}/clock/tick            virtual clock ticks for everyone (slot starts, the last)
     gm/v1/{c}/clock/gate            virtual clock ticks for the market alone (gate closures)
     gm/v1/{c}/clock/ack/{name}      acknowledgements of ticks
+    gm/v1/{c}/sim/fault             fault commands for simulated devices (test benches)
 
 A device's own topics end in its id, so a broker ACL can grant ``dev/{id}/order`` to
 that device alone.
@@ -24,6 +25,7 @@ TYPE_OF_KIND = {
     "status": "status", "telemetry": "telemetry", "order": "order", "report": "report",
     "result": "result", "award": "award", "settlement": "settlement",
     "clearing": "clearing", "block": "block", "tick": "tick", "gate": "tick", "ack": "ack",
+    "fault": "fault",
 }
 
 
@@ -85,6 +87,10 @@ class Topics:
         return f"{self.root}/clock/ack/+"
 
     @property
+    def sim_fault(self) -> str:
+        return f"{self.root}/sim/fault"
+
+    @property
     def everything(self) -> str:
         return f"{self.root}/#"
 
@@ -115,6 +121,8 @@ def parse_topic(topic: str) -> ParsedTopic:
         return ParsedTopic(community, "tick", None)
     if rest == ["clock", "gate"]:
         return ParsedTopic(community, "gate", None)
+    if rest == ["sim", "fault"]:
+        return ParsedTopic(community, "fault", None)
     if len(rest) == 3 and rest[:2] == ["clock", "ack"] and NAME.fullmatch(rest[2]):
         return ParsedTopic(community, "ack", rest[2])
     raise TopicError(f"unknown topic {topic!r}")

@@ -18,6 +18,7 @@ from gridmesh.config import ConfigError
 COMMAND_MODULES = (
     "simulators.cli",
     "simulators.simulate",
+    "simulators.fault_cli",
     "broker.cli",
     "coordinator.cli",
     "edge.cli",

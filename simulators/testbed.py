@@ -35,6 +35,7 @@ from simulators.device_farm import (
     StepRecord,
     device_units,
 )
+from simulators.fault_control import FaultInbox, listen
 from simulators.fleet import PROSUMER_BATTERY, community_battery, make_households
 from simulators.physics import HouseholdSpec
 from simulators.profiles import ProfileError, ProfileSet
@@ -219,9 +220,12 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
 
         topics = Topics(community.id)
         participants = [community.coordinator_id, *(h.id for h in households)]
-        async with connect(endpoint, f"{community.id}-clock", persistent=False) as bus:
+        inbox = FaultInbox()  # faults commanded at run time (gridmesh fault --run OUT ...)
+        async with connect(endpoint, f"{community.id}-clock", persistent=False) as bus, \
+                connect(endpoint, f"{community.id}-faults", persistent=False) as fault_bus:
             master = ClockMaster(bus, topics, participants, community.coordinator_id)
             listener = asyncio.create_task(master.listen())
+            fault_listener = asyncio.create_task(listen(fault_bus, topics, inbox.receive))
             watchdog = asyncio.create_task(_watch(processes))
             try:
                 await _race(master.wait_online(60.0), watchdog)
@@ -231,12 +235,20 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
                     artifacts.records.extend(farm.advance_to(t_s))
                     if t_s % market.slot_s == 0:
                         await apply_faults(farm, tb.faults, t_s // market.slot_s - first_slot)
+                    if inbox.pending:
+                        done, refused = len(inbox.applied), len(inbox.refused)
+                        await inbox.apply(farm)
+                        for c in inbox.applied[done:]:
+                            print(f"  fault   {c.household} {c.device} -> {c.fault}", flush=True)
+                        for what, why in inbox.refused[refused:]:
+                            print(f"  fault   refused ({what}): {why}", flush=True)
 
                 speed = tb.speed if tb.clock == "realtime" else None
                 run = master.run(times, step_physics, progress.after_tick, market.slot_s, speed)
                 await _race(run, watchdog)
             finally:
                 listener.cancel()
+                fault_listener.cancel()
                 watchdog.cancel()
         for name, process, log_path in processes:
             try:

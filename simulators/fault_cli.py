@@ -1,0 +1,98 @@
+"""``gridmesh fault``: make a simulated device misbehave while a testbed or a
+``gridmesh simulate`` runs, or behave again."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from broker.bus import BusError, Endpoint, connect
+from broker.community import Community
+from broker.messages import FAULT_DEVICES, FAULT_KINDS, FaultCommand
+from broker.schema import SchemaError, check_bounds
+from broker.topics import NAME, Topics
+from gridmesh import aio
+from gridmesh.cli import UsageError
+
+EXAMPLE = """examples:
+  gridmesh fault --run runs/20h-96s-seed1 h003 meter timeout     # a running testbed
+  gridmesh fault --run runs/20h-96s-seed1 h003 meter clear
+  gridmesh fault --broker 192.168.1.10:1883 h001 battery busy   # gridmesh simulate --broker ...
+faults: timeout, slow, busy, failure, frozen, counter_reset, dropped; clear ends one.
+"""
+
+
+def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
+    parser = sub.add_parser(
+        "fault", help="make a simulated device misbehave at run time, or behave again",
+        description="Publish a fault command to a running testbed or gridmesh simulate.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--run", type=Path, help="a running testbed's output folder (its broker)")
+    where.add_argument("--broker", help="HOST:PORT of the broker the simulator listens on")
+    parser.add_argument("--community", help=f"community id with --broker (default {Community().id})")
+    parser.add_argument("household", help="household id, e.g. h003")
+    parser.add_argument("device", help=f"one of {', '.join(FAULT_DEVICES)}")
+    parser.add_argument("fault", help="a fault, or clear")
+    parser.set_defaults(handler=run)
+
+
+def command_from_args(args: argparse.Namespace) -> FaultCommand:
+    """The command the arguments ask for; UsageError naming the argument otherwise."""
+    fault = "none" if args.fault == "clear" else args.fault
+    if args.device not in FAULT_DEVICES:
+        raise UsageError(f"device: {args.device!r} is not one of {', '.join(FAULT_DEVICES)}")
+    if fault not in FAULT_KINDS:
+        known = ", ".join(k for k in FAULT_KINDS if k != "none")
+        raise UsageError(f"fault: {args.fault!r} is not one of {known}, or clear")
+    command = FaultCommand(args.household, args.device, fault, int(time.time()))
+    try:
+        check_bounds(command)
+    except SchemaError as exc:
+        raise UsageError(str(exc)) from None
+    return command
+
+
+def target(args: argparse.Namespace) -> tuple[Endpoint, str]:
+    """(broker, community id) from --run or --broker/--community."""
+    if args.run is not None:
+        if args.community:
+            raise UsageError("--community: not with --run (the run's configuration names it)")
+        config_dir = args.run / "config"
+        try:
+            coordinator = yaml.safe_load((config_dir / "coordinator.yaml").read_text())
+            community = yaml.safe_load((config_dir / "community.yaml").read_text())
+            broker, community_id = coordinator["coordinator"]["broker"], community["id"]
+        except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+            raise UsageError(f"--run: {args.run} holds no testbed configuration ({exc})") from None
+    else:
+        broker, community_id = args.broker, args.community or Community().id
+        if not NAME.fullmatch(community_id):
+            raise UsageError(f"--community: {community_id!r} must match {NAME.pattern}")
+    try:
+        return Endpoint.parse(str(broker)), str(community_id)
+    except ValueError as exc:
+        raise UsageError(f"--broker: {exc}") from None
+
+
+async def publish(endpoint: Endpoint, community: str, command: FaultCommand) -> None:
+    async with connect(endpoint, f"{community}-fault-{command.household}", persistent=False) as bus:
+        await bus.publish(Topics(community).sim_fault, command, qos=1)
+
+
+def run(args: argparse.Namespace) -> int:
+    command = command_from_args(args)
+    endpoint, community = target(args)
+    try:
+        aio.run(asyncio.wait_for(publish(endpoint, community, command), 10))
+    except (OSError, TimeoutError, BusError) as exc:
+        raise UsageError(f"cannot reach the broker at {endpoint}: {exc or 'timed out'}") from None
+    print(f"{command.household} {command.device} -> {args.fault} "
+          f"(sent to {endpoint}, community {community})")
+    return 0

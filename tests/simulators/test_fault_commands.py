@@ -1,0 +1,143 @@
+"""Faults commanded at run time: ``gridmesh fault`` over a real broker to a farm that
+listens, the device misbehaving for a Modbus client until the fault is cleared."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import yaml
+from pymodbus.client import AsyncModbusTcpClient
+
+from broker.bus import Endpoint, connect
+from broker.launcher import BrokerHandle
+from broker.messages import FAULT_KINDS
+from broker.topics import Topics
+from gridmesh.cli import UsageError, main
+from simulators.device_farm import FAULT_NAMES, METER_UNIT, DeviceFarm
+from simulators.fault_cli import command_from_args, target
+from simulators.fault_control import FaultInbox, listen
+from simulators.fleet import make_households
+from simulators.profiles import ProfileSet
+
+START = int(dt.datetime(2016, 6, 6, 11, tzinfo=dt.UTC).timestamp())
+HOUSEHOLDS = make_households(2, 5, prosumer_pct=0)  # two consumers: a meter each, nothing else
+
+
+def args(household: str = "h001", device: str = "meter", fault: str = "timeout",
+         **kw: object) -> argparse.Namespace:
+    return argparse.Namespace(household=household, device=device, fault=fault,
+                              **{"run": None, "broker": "127.0.0.1:1883", "community": None, **kw})
+
+
+def test_the_wire_names_every_fault_the_farm_knows() -> None:
+    assert set(FAULT_KINDS) - {"none"} == set(FAULT_NAMES)
+
+
+def test_bad_arguments_are_refused_with_the_argument_named() -> None:
+    assert command_from_args(args(fault="clear")).fault == "none"
+    with pytest.raises(UsageError, match="fault: 'fire' is not one of timeout, slow"):
+        command_from_args(args(fault="fire"))
+    with pytest.raises(UsageError, match="device: 'fridge' is not one of meter, inverter, battery"):
+        command_from_args(args(device="fridge"))
+    with pytest.raises(UsageError, match="household: 'h 1' does not match"):
+        command_from_args(args(household="h 1"))
+
+
+def test_a_run_folder_names_its_broker_and_community(tmp_path: Path) -> None:
+    config = tmp_path / "run" / "config"
+    config.mkdir(parents=True)
+    coordinator = {"coordinator": {"broker": "127.0.0.1:40123"}}
+    (config / "coordinator.yaml").write_text(yaml.safe_dump(coordinator))
+    (config / "community.yaml").write_text(yaml.safe_dump({"id": "riverside"}))
+    assert target(args(run=tmp_path / "run", broker=None)) == (Endpoint("127.0.0.1", 40123), "riverside")
+    with pytest.raises(UsageError, match="holds no testbed configuration"):
+        target(args(run=tmp_path, broker=None))
+
+
+async def read_meter(port: int) -> int | None:
+    """The meter's exception code, or None when it answers."""
+    client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=0)
+    try:
+        assert await client.connect()
+        response = await client.read_input_registers(0, count=2, device_id=METER_UNIT)
+        return int(response.exception_code) if response.isError() else None
+    finally:
+        client.close()
+
+
+def test_gridmesh_fault_reaches_a_listening_farm(broker: BrokerHandle) -> None:
+    endpoint = f"{broker.host}:{broker.port}"
+
+    async def main_() -> None:
+        inbox = FaultInbox()
+        arrived = asyncio.Event()
+
+        async def receive(payload: bytes) -> None:
+            inbox.receive(payload)
+            await inbox.apply(farm)
+            arrived.set()
+
+        async def command(*argv: str) -> None:
+            arrived.clear()
+            code = await asyncio.get_running_loop().run_in_executor(
+                None, main, ["fault", "--broker", endpoint, "--community", "demo", *argv])
+            assert code == 0
+            await asyncio.wait_for(arrived.wait(), 10)
+
+        async with DeviceFarm(HOUSEHOLDS, ProfileSet.load_bundled(), START) as farm, \
+                connect(Endpoint(broker.host, broker.port), "farm", persistent=False) as bus:
+            subscribed = asyncio.Event()
+            listener = asyncio.create_task(listen(bus, Topics("demo"), receive, subscribed))
+            try:
+                await asyncio.wait_for(subscribed.wait(), 10)
+                _, port = farm.endpoint("h001")
+                assert await read_meter(port) is None
+                await command("h001", "meter", "failure")
+                assert await read_meter(port) == 4  # SLAVE_DEVICE_FAILURE
+                await command("h001", "meter", "clear")
+                assert await read_meter(port) is None
+                await command("h009", "meter", "busy")
+                await command("h001", "battery", "busy")
+                assert [why for _, why in inbox.refused] == [
+                    "no household 'h009' here (serving 2)", "h001 (consumer) has no battery"]
+                applied = [(c.household, c.fault) for c in inbox.applied]
+                assert applied == [("h001", "failure"), ("h001", "none")]
+            finally:
+                listener.cancel()
+
+    asyncio.run(main_())
+
+
+def test_gridmesh_simulate_obeys_fault_commands(broker: BrokerHandle) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"{broker.host}:{broker.port}"
+    with subprocess.Popen(
+        [sys.executable, "-m", "gridmesh", "simulate", "--households", "1", "--port-base", str(port),
+         "--broker", endpoint, "--community", "lab"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    ) as simulator:
+        assert simulator.stdout is not None
+        try:
+            seen = []
+            for line in simulator.stdout:
+                seen.append(line)
+                if line.startswith("taking fault commands"):
+                    assert main(["fault", "--broker", endpoint, "--community", "lab", "h001", "meter",
+                                 "failure"]) == 0
+                if line.startswith("fault h001 meter -> failure"):
+                    break
+            assert any(line.startswith("fault h001 meter") for line in seen), "".join(seen)
+            assert asyncio.run(read_meter(port)) == 4
+        finally:
+            simulator.terminate()
+            simulator.wait(timeout=10)
