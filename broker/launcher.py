@@ -47,6 +47,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def free_port_block(count: int, host: str = "127.0.0.1", first: int = 20_000, last: int = 32_000) -> int:
+    """The first of ``count`` consecutive free ports, below the kernel's ephemeral range
+    (so no client socket takes one of them before a server binds it)."""
+    for base in range(first, last - count, count):
+        if not any(_port_in_use(host, port) for port in range(base, base + count)):
+            return base
+    raise BrokerError(f"no {count} consecutive free ports in {first}..{last}")
+
+
 def _port_in_use(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -113,13 +113,12 @@ def test_gridmesh_fault_reaches_a_listening_farm(broker: BrokerHandle) -> None:
 
 
 def test_gridmesh_simulate_obeys_fault_commands(broker: BrokerHandle) -> None:
-    import socket
     import subprocess
     import sys
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    from broker.launcher import free_port_block
+
+    port = free_port_block(1)
     endpoint = f"{broker.host}:{broker.port}"
     with subprocess.Popen(
         [sys.executable, "-m", "gridmesh", "simulate", "--households", "1", "--port-base", str(port),

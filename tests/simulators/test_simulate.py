@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from broker.launcher import free_port
+from broker.launcher import free_port_block
 from gridmesh.cli import main
 
 
@@ -20,7 +20,7 @@ def gridmesh(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_simulate_serves_households_on_fixed_ports_until_interrupted() -> None:
-    base = free_port()
+    base = free_port_block(2)
     process = subprocess.Popen(
         [sys.executable, "-m", "gridmesh", "simulate", "--households", "2", "--port-base", str(base),
          "--meter", "eastron-sdm630", "--speed", "60"],
@@ -28,6 +28,7 @@ def test_simulate_serves_households_on_fixed_ports_until_interrupted() -> None:
     try:
         assert process.stdout is not None
         lines = [process.stdout.readline().strip() for _ in range(3)]
+        assert lines[0], process.stderr.read() if process.stderr else ""
         assert lines[0].startswith("h001 ") and lines[0].endswith(f"127.0.0.1:{base}")
         assert lines[1].endswith(f"127.0.0.1:{base + 1}")
         assert lines[2].startswith("serving 2 household(s)")
