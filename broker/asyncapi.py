@@ -112,9 +112,9 @@ def examples() -> dict[str, Message]:
                                  190_000, 117_800, "", T_S + 600)),
         "settlement": boss.sign(Settlement("h001", SLOT - 1, 400, 310, -90, 76_000, -7_200, 68_800,
                                            93_000, "", T_S + 600)),
-        "clearing": boss.sign(Clearing(SLOT + 1, "uniform", 190_000, 620, 620, 500, 120, 0, 2,
-                                       (Trade("h001", "h003", 500), Trade("h001", GRID, 120)),
-                                       T_S + 600)),
+        "clearing": boss.sign(Clearing(
+            SLOT + 1, "pay_as_bid", 211_290, 620, 620, 500, 120, 0, 2,
+            (Trade("h001", "h003", 500, 190_000), Trade("h001", GRID, 120, 300_000)), T_S + 600)),
         "block": boss.sign(BlockHeader(5, "00" * 32, "ab" * 32, SLOT + 1, T_S + 600, 12, 1_024, 4)),
         "tick": ClockTick(12, T_S, False),
         "ack": ClockAck("h001", 12),

@@ -65,7 +65,8 @@ class Member:
 class Market:
     slot_s: int = bounded(900, min=60, max=86_400)
     gate_closure_s: int = bounded(300, min=1, max=86_400)
-    mechanism: str = bounded("uniform", choices=("uniform",))
+    # uniform (pay-as-clear), pay_as_bid or mmr (mid-market rate): coordinator/clearing.py
+    mechanism: str = bounded("uniform", choices=("uniform", "pay_as_bid", "mmr"))
 
     def __post_init__(self) -> None:
         SlotTimes(self.slot_s, self.gate_closure_s)  # checks gate < slot

@@ -111,11 +111,12 @@ class Result(Message):
 
 @dataclass(frozen=True)
 class Trade:
-    """Energy from ``seller`` to ``buyer`` in one slot; either may be the grid."""
+    """Energy from ``seller`` to ``buyer`` in one slot at a price; either may be the grid."""
 
     buyer: str = bounded(pattern=ID)
     seller: str = bounded(pattern=ID)
     energy_wh: int = bounded(min=1, max=MAX_ENERGY_WH)
+    price_u_per_kwh: int = bounded(min=0, max=MAX_PRICE_U_PER_KWH)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from broker.messages import (
 )
 from broker.schema import to_dict
 from broker.topics import Topics
-from coordinator.clearing import clear_call_auction, to_award_messages, to_clearing_message
+from coordinator.clearing import clear_slot, to_award_messages, to_clearing_message
 from coordinator.intake import Intake, Verdict
 from coordinator.settlement import settle_slot
 from coordinator.store import CoordinatorStore
@@ -160,9 +160,10 @@ class Coordinator:
         sign = self.identity.sign
         orders = self.intake.take_slot_orders(slot)
         grid = self.community.grid
-        outcome = clear_call_auction(
+        outcome = clear_slot(
             slot, orders, self.community.tariff,
             grid.import_limit_wh(self.times.slot_s), grid.export_limit_wh(self.times.slot_s),
+            self.community.market.mechanism,
         )
         clearing = sign(to_clearing_message(outcome, self.community.market.mechanism, t_s))
         awards = tuple(sign(a) for a in to_award_messages(outcome, t_s))

@@ -55,7 +55,8 @@ def slot_outcome(slot: int) -> list[Transaction]:
     clearing = Clearing(
         slot=slot, mechanism="uniform", price_u_per_kwh=150_000, buy_wh=1200, sell_wh=800,
         p2p_wh=800, grid_import_wh=400, grid_export_wh=0, orders=3,
-        trades=(Trade("h001", "h002", 500), Trade("h001", "h003", 300), Trade("h001", "grid", 400)),
+        trades=(Trade("h001", "h002", 500, 150_000), Trade("h001", "h003", 300, 150_000),
+                Trade("h001", "grid", 400, 150_000)),
         t_s=t_s,
     )
     awards = [
