@@ -6,30 +6,150 @@ their energy per slot follows from the slot length.
 
 from __future__ import annotations
 
+import bisect
+import csv
+import datetime as dt
 import functools
+import zoneinfo
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from broker.clock import SlotTimes
 from broker.messages import HASH, ID, MAX_PRICE_U_PER_KWH
-from broker.schema import bounded
+from broker.schema import SchemaError, bounded, check_bounds
 from broker.units import energy_wh_for
 
 ROLES = ("prosumer", "consumer", "pv", "storage")
+HHMM = r"\d{2}:\d{2}"
+
+
+@dataclass(frozen=True)
+class TouPeriod:
+    """Prices for part of the day (local time in the tariff's ``timezone``), e.g. a peak.
+
+    ``start`` is inclusive and ``end`` exclusive (``24:00`` is midnight); a period that
+    ends before it starts runs past midnight. A price left out keeps the base price."""
+
+    start: str = bounded(pattern=HHMM)
+    end: str = bounded(pattern=HHMM)
+    import_u_per_kwh: int | None = bounded(None, min=0, max=MAX_PRICE_U_PER_KWH)
+    feedin_u_per_kwh: int | None = bounded(None, min=0, max=MAX_PRICE_U_PER_KWH)
+    days: str = bounded("all", choices=("all", "weekdays", "weekends"))
+
+    def __post_init__(self) -> None:
+        for name in ("start", "end"):
+            hours, minutes = map(int, getattr(self, name).split(":"))
+            if minutes > 59 or hours > 24 or (hours == 24 and minutes):
+                raise ValueError(f"{name}: {getattr(self, name)!r} is not a time of day")
+
+    def covers(self, local: dt.datetime) -> bool:
+        weekend = local.weekday() >= 5
+        if (self.days == "weekdays" and weekend) or (self.days == "weekends" and not weekend):
+            return False
+        minute = local.hour * 60 + local.minute
+        start, end = _minutes(self.start), _minutes(self.end)
+        return start <= minute < end if start <= end else (minute >= start or minute < end)
+
+
+@dataclass(frozen=True)
+class PricePoint:
+    """Dynamic prices from ``start_s`` (UTC epoch seconds) until the next point."""
+
+    start_s: int = bounded(min=0, max=2**40)
+    import_u_per_kwh: int = bounded(min=0, max=MAX_PRICE_U_PER_KWH)
+    feedin_u_per_kwh: int = bounded(min=0, max=MAX_PRICE_U_PER_KWH)
 
 
 @dataclass(frozen=True)
 class Tariff:
-    """The grid's prices: what importing costs and what feeding in earns."""
+    """The grid's prices: what importing costs and what feeding in earns.
+
+    Flat by default; ``time_of_use`` periods override it for parts of the day (the first
+    period that covers a time wins) and ``dynamic`` prices (say from a day-ahead market,
+    see :func:`read_price_csv`) override both from their start. :meth:`at` gives the
+    flat prices that hold at a moment."""
 
     import_u_per_kwh: int = bounded(300_000, min=0, max=MAX_PRICE_U_PER_KWH)
     feedin_u_per_kwh: int = bounded(80_000, min=0, max=MAX_PRICE_U_PER_KWH)
+    timezone: str = bounded("UTC", max_len=64)
+    time_of_use: tuple[TouPeriod, ...] = ()
+    dynamic: tuple[PricePoint, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.feedin_u_per_kwh > self.import_u_per_kwh:
-            raise ValueError(
-                f"feedin_u_per_kwh ({self.feedin_u_per_kwh}) must not exceed "
-                f"import_u_per_kwh ({self.import_u_per_kwh})"
-            )
+        try:
+            zone = zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
+        object.__setattr__(self, "_zone", zone)
+        _check_prices("", self.import_u_per_kwh, self.feedin_u_per_kwh)
+        for index, period in enumerate(self.time_of_use):
+            _check_prices(f"time_of_use[{index}].", *self._period_pair(period))
+        for index, point in enumerate(self.dynamic):
+            _check_prices(f"dynamic[{index}].", point.import_u_per_kwh, point.feedin_u_per_kwh)
+            if index and point.start_s <= self.dynamic[index - 1].start_s:
+                raise ValueError(f"dynamic[{index}].start_s: must be after the point before it")
+
+    @property
+    def flat(self) -> bool:
+        return not self.time_of_use and not self.dynamic
+
+    def at(self, t_s: int) -> Tariff:
+        """The flat prices in force at ``t_s`` (a slot's start)."""
+        if self.flat:
+            return self
+        if self.dynamic and t_s >= self.dynamic[0].start_s:
+            point = self.dynamic[bisect.bisect_right(self._starts, t_s) - 1]
+            return Tariff(point.import_u_per_kwh, point.feedin_u_per_kwh)
+        local = dt.datetime.fromtimestamp(t_s, self._zone)  # type: ignore[attr-defined]
+        for period in self.time_of_use:
+            if period.covers(local):
+                return Tariff(*self._period_pair(period))
+        return Tariff(self.import_u_per_kwh, self.feedin_u_per_kwh)
+
+    def _period_pair(self, period: TouPeriod) -> tuple[int, int]:
+        return (self.import_u_per_kwh if period.import_u_per_kwh is None else period.import_u_per_kwh,
+                self.feedin_u_per_kwh if period.feedin_u_per_kwh is None else period.feedin_u_per_kwh)
+
+    @functools.cached_property
+    def _starts(self) -> list[int]:
+        return [p.start_s for p in self.dynamic]
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = map(int, hhmm.split(":"))
+    return hours * 60 + minutes
+
+
+def _check_prices(where: str, import_u: int, feedin_u: int) -> None:
+    if feedin_u > import_u:
+        raise ValueError(f"{where}feedin_u_per_kwh ({feedin_u}) must not exceed "
+                         f"import_u_per_kwh ({import_u})")
+
+
+def read_price_csv(path: Path) -> tuple[PricePoint, ...]:
+    """Dynamic prices from a CSV with a header ``start_utc,import_u_per_kwh,feedin_u_per_kwh``
+    (``start_utc`` as ``2016-06-06T00:00``); ValueError names the line that is wrong."""
+    points: list[PricePoint] = []
+    with path.open(newline="") as fh:
+        rows = csv.reader(fh)
+        header = next(rows, None)
+        if header != ["start_utc", "import_u_per_kwh", "feedin_u_per_kwh"]:
+            raise ValueError(f"{path}: header must be start_utc,import_u_per_kwh,feedin_u_per_kwh")
+        for line, row in enumerate(rows, start=2):
+            try:
+                start, import_u, feedin_u = row
+                stamp = dt.datetime.fromisoformat(start).replace(tzinfo=dt.UTC)
+                point = PricePoint(int(stamp.timestamp()), int(import_u), int(feedin_u))
+                check_bounds(point)
+                _check_prices("", point.import_u_per_kwh, point.feedin_u_per_kwh)
+            except (ValueError, SchemaError) as exc:
+                raise ValueError(f"{path}: line {line}: {exc}") from None
+            if points and point.start_s <= points[-1].start_s:
+                raise ValueError(f"{path}: line {line}: {start} is not after the line before it")
+            points.append(point)
+    if not points:
+        raise ValueError(f"{path}: no prices")
+    return tuple(points)
 
 
 @dataclass(frozen=True)

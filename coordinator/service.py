@@ -161,7 +161,7 @@ class Coordinator:
         orders = self.intake.take_slot_orders(slot)
         grid = self.community.grid
         outcome = clear_slot(
-            slot, orders, self.community.tariff,
+            slot, orders, self.community.tariff.at(self.times.start_s(slot)),
             grid.import_limit_wh(self.times.slot_s), grid.export_limit_wh(self.times.slot_s),
             self.community.market.mechanism,
         )
@@ -175,7 +175,8 @@ class Coordinator:
         settlements: tuple[Settlement, ...] = ()
         if members:
             slot_settlement = settle_slot(
-                settled_slot, members, past_awards, reports, self.community.tariff
+                settled_slot, members, past_awards, reports,
+                self.community.tariff.at(self.times.start_s(settled_slot)),
             )
             settlements = tuple(sign(s) for s in slot_settlement.settlements)
 

@@ -172,11 +172,11 @@ class AgentCore:
             view = BatteryView(battery.stored_wh, battery.capacity_wh, battery.soc_min_pct,
                                battery.soc_max_pct, battery.max_charge_w, battery.max_discharge_w)
             projected = project_stored_wh(view, setpoint_w, slot_s)
+        tariff = self.community.tariff.at(target * slot_s)  # the grid's prices in that slot
         if self.storage and view is not None and projected is not None:
-            plan = plan_storage(target, view, projected, self.signal, self.community.tariff, slot_s,
-                                readings.fresh)
+            plan = plan_storage(target, view, projected, self.signal, tariff, slot_s, readings.fresh)
         else:
-            plan = plan_slot(forecast, view, projected, self.community.tariff, slot_s, readings.fresh)
+            plan = plan_slot(forecast, view, projected, tariff, slot_s, readings.fresh)
         self.plans[target] = plan
         if plan.side is None:
             return None

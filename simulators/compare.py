@@ -108,8 +108,9 @@ def no_trading_bills(
             state, flows = step(spec, state, data[spec.id].load_wh[t], data[spec.id].pv_wh[t],
                                 (first_slot + t + 1) * slot_s)
             net[t] += flows.import_wh - flows.export_wh
-            bill += (flows.import_wh * tariff.import_u_per_kwh
-                     - flows.export_wh * tariff.feedin_u_per_kwh) // 1000
+            prices = tariff.at((first_slot + t) * slot_s)
+            bill += (flows.import_wh * prices.import_u_per_kwh
+                     - flows.export_wh * prices.feedin_u_per_kwh) // 1000
         bills[spec.id] = bill
         stored_change += stored_wh(state) - start_stored
     scenario = Scenario(sum(bills.values()), sum(max(n, 0) for n in net), sum(max(-n, 0) for n in net),
@@ -129,6 +130,7 @@ def baseline_bills(
 
 def optimum(
     households: Sequence[HouseholdSpec], data: dict[str, SlotData], community: Community, tariff: Tariff,
+    first_slot: int,
 ) -> Scenario:
     slot_s = community.market.slot_s
     slots = len(next(iter(data.values())).load_wh) if data else 0
@@ -150,7 +152,8 @@ def optimum(
             limits.import_limit_wh(slot_s) if limits else big,
             limits.export_limit_wh(slot_s) if limits else big, **extra))
     grid = community.grid
-    result = solve_optimum(members, [(tariff.import_u_per_kwh, tariff.feedin_u_per_kwh)] * slots, slot_s,
+    prices = [tariff.at((first_slot + t) * slot_s) for t in range(slots)]
+    result = solve_optimum(members, [(p.import_u_per_kwh, p.feedin_u_per_kwh) for p in prices], slot_s,
                            grid.import_limit_wh(slot_s), grid.export_limit_wh(slot_s))
     return Scenario(result.bill_u, result.grid_import_wh, result.grid_export_wh, result.stored_change_wh)
 
@@ -166,5 +169,5 @@ def compare(
         "a": no_trading(households, data, first_slot, slot_s, tariff, self_consumption=False),
         "b": no_trading(households, data, first_slot, slot_s, tariff, self_consumption=True),
         "c": as_run,
-        "d": optimum(households, data, community, tariff),
+        "d": optimum(households, data, community, tariff, first_slot),
     })

@@ -9,6 +9,7 @@
       start: 2016-06-06   # UTC, inside the bundled profile extract; or 2016-06-06T10:00
       feeder: 1-LV-rural3--0-sw   # a bundled SimBench feeder (see simulators/data)
       feeder_data: ""     # or a folder of simulators/extract_profiles.py output holding it
+      prices_csv: ""      # dynamic grid prices (start_utc,import_u_per_kwh,feedin_u_per_kwh)
       prosumer_pct: 50
       pv_only_pct: 0      # households with PV and no battery
       community_battery_wh: 0   # a battery the community owns (member s001); 0: none
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from broker.community import Community
+from broker.community import Community, read_price_csv
 from broker.schema import bounded
 from gridmesh.config import ConfigError, build, read_yaml
 from simulators.device_farm import FAULT_NAMES
@@ -58,6 +59,7 @@ class TestbedSection:
     start: str = bounded("2016-06-06", pattern=r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2})?")
     feeder: str = bounded("1-LV-rural3--0-sw", max_len=64)  # a bundled SimBench feeder
     feeder_data: str = bounded("", max_len=4096)  # a folder with other feeders' extracts
+    prices_csv: str = bounded("", max_len=4096)  # dynamic grid prices for the community's tariff
     prosumer_pct: int = bounded(50, min=0, max=100)
     pv_only_pct: int = bounded(0, min=0, max=100)  # PV without a battery
     battery_ramp_w_per_s: int = bounded(0, min=0, max=1_000_000)  # 0: batteries change power at once
@@ -133,4 +135,13 @@ def load_testbed_config(path: Path | None, overrides: dict[str, Any]) -> Testbed
                 key, problem = problem.split(": ", 1)
             raise ConfigError("command line", f"--{key.replace('_', '-')}", problem) from None
         config = dataclasses.replace(config, testbed=section)
+    if config.testbed.prices_csv:
+        where = "--prices-csv" if "prices_csv" in changes else "testbed.prices_csv"
+        try:
+            points = read_price_csv(Path(config.testbed.prices_csv))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(source if where.startswith("testbed") else "command line", where,
+                              str(exc)) from None
+        tariff = dataclasses.replace(config.community.tariff, dynamic=points)
+        config = dataclasses.replace(config, community=dataclasses.replace(config.community, tariff=tariff))
     return config

@@ -256,3 +256,23 @@ def test_compare_sets_the_run_between_the_baselines_and_the_optimum(tmp_path: Pa
     assert compared["scenarios"]["c"]["stored_change_wh"] >= 0 and bills["d"] <= bills["c"]
     assert compared["scenarios"]["d"]["stored_change_wh"] >= 0
     assert compared["efficiency"] == pytest.approx((bills["a"] - bills["c"]) / (bills["a"] - bills["d"]))
+
+
+def test_time_of_use_and_dynamic_prices_reach_the_settlements(tmp_path: Path) -> None:
+    config = tmp_path / "tou.yaml"
+    config.write_text("community:\n  tariff:\n    timezone: Europe/Berlin\n    time_of_use:\n"
+                      "      - {start: '17:00', end: '21:00', import_u_per_kwh: 450000}\n"
+                      "testbed:\n  households: 4\n  slots: 4\n  prosumer_pct: 0\n"
+                      "  start: 2016-06-06T14:30\n  broker: embedded\n")
+    assert main(["testbed", "--config", str(config), "--out", str(tmp_path / "tou"), "--json"]) == 0
+    # 14:30 UTC is 16:30 in Berlin: two slots at the base price, then the evening peak.
+    sql = ("SELECT slot, metered_wh, notrade_bill_u FROM household_slots WHERE household = 'h001' "
+           "ORDER BY slot")
+    billed = rows(tmp_path / "tou" / "results.db", sql)
+    assert [bill * 1000 // metered for _, metered, bill in billed] == [300_000] * 2 + [450_000] * 2  # type: ignore[operator]
+    prices = tmp_path / "prices.csv"
+    prices.write_text("start_utc,import_u_per_kwh,feedin_u_per_kwh\n2016-06-06T15:00,210000,60000\n")
+    assert main(["testbed", "--config", str(config), "--prices-csv", str(prices), "--out",
+                 str(tmp_path / "dynamic"), "--json"]) == 0
+    billed = rows(tmp_path / "dynamic" / "results.db", sql)
+    assert [bill * 1000 // metered for _, metered, bill in billed] == [300_000] * 2 + [210_000] * 2  # type: ignore[operator]
