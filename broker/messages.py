@@ -156,6 +156,7 @@ class Award(Message):
     amount_u: int = bounded(min=-MAX_MONEY_U, max=MAX_MONEY_U)
     reason: str = bounded(max_len=500)
     t_s: int = bounded(min=0, max=MAX_T_S)
+    curtail_wh: int = bounded(0, min=0, max=MAX_ENERGY_WH * 8)  # PV to hold back: feeder export limit
     sig: str = bounded("", pattern=SIG)
 
     @property

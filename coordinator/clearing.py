@@ -55,6 +55,7 @@ class OrderFill(NamedTuple):
     status: str  # filled, partial, unfilled
     reason: str
     amount_u: int = 0  # what the order pays (positive) or receives (negative)
+    curtail_wh: int = 0  # a seller's share of the PV to hold back under the feeder export limit
 
     @property
     def price_u_per_kwh(self) -> int | None:
@@ -153,6 +154,7 @@ def _clear(
               grid_import_wh, grid_export_wh)
         for order in orders
     )
+    fills = _curtailment(fills, grid_export_wh)
     return ClearingOutcome(
         slot=slot, price_u_per_kwh=price,
         buy_wh=sum(ordered_wh[id(o)] for o in orders if o.side == "buy"),
@@ -382,6 +384,30 @@ def _fill(
                      _unfilled_reason(order, match, price, grid_import_wh, grid_export_wh), 0)
 
 
+def _curtailment(fills: tuple[OrderFill, ...], export_limit_wh: int) -> tuple[OrderFill, ...]:
+    """When the members' offered surplus beyond what they bid for exceeds the feeder's
+    export limit, the excess is held back: shared among the sellers in proportion to
+    their unsold offers, each told how much and why."""
+    surplus = (sum(f.ordered_wh for f in fills if f.side == "sell")
+               - sum(f.ordered_wh for f in fills if f.side == "buy"))
+    unsold = [(index, f.ordered_wh - f.filled_wh) for index, f in enumerate(fills)
+              if f.side == "sell" and f.ordered_wh > f.filled_wh]
+    excess = surplus - export_limit_wh
+    if excess <= 0 or not unsold:
+        return fills
+    total = sum(e for _, e in unsold)
+    shares = split_evenly(min(excess, total), tuple(e for _, e in unsold))
+    out = list(fills)
+    for (index, _), share in zip(unsold, shares, strict=True):
+        if share:
+            note = (f"curtail {share} Wh: offered surplus {surplus} Wh exceeds the feeder's export "
+                    f"limit of {export_limit_wh} Wh, shared over unsold offers")
+            fill = out[index]
+            out[index] = fill._replace(curtail_wh=share,
+                                       reason=f"{fill.reason}; {note}" if fill.reason else note)
+    return tuple(out)
+
+
 def _partial_reason(order: Order, match: _Match, grid_import_wh: int, grid_export_wh: int) -> str:
     if order.side == "buy" and grid_import_wh > 0 and match.sell_fills.get(GRID, 0) >= grid_import_wh:
         return "partly filled: feeder import limit reached"
@@ -421,6 +447,6 @@ def to_clearing_message(outcome: ClearingOutcome, mechanism: str, t_s: int) -> C
 def to_award_messages(outcome: ClearingOutcome, t_s: int) -> tuple[Award, ...]:
     return tuple(
         Award(f.device, outcome.slot, f.order_id, f.side, f.status, f.ordered_wh, f.filled_wh,
-              f.price_u_per_kwh, f.amount_u, f.reason, t_s)
+              f.price_u_per_kwh, f.amount_u, f.reason, t_s, f.curtail_wh)
         for f in outcome.fills
     )

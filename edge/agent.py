@@ -45,6 +45,8 @@ class HouseholdDevices(Protocol):
 
     async def release_battery(self) -> bool: ...
 
+    async def set_pv_limit_pct(self, limit_pct: int) -> bool: ...
+
     def stats(self) -> dict[str, int]: ...
 
     async def close(self) -> None: ...
@@ -169,6 +171,8 @@ class Agent:
             await self.devices.release_battery()
         elif actions.battery_setpoint_w is not None:
             await self.devices.set_battery_w(actions.battery_setpoint_w)
+        if actions.pv_limit_pct is not None:
+            await self.devices.set_pv_limit_pct(actions.pv_limit_pct)
         counts = self.core.counts
         counts["device_us"] += round((read_s + time.perf_counter() - started) * 1e6)
         counts["device_cycles"] += 1

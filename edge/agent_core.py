@@ -47,6 +47,7 @@ class SlotStartActions:
     battery_setpoint_w: int | None  # None: no setpoint (no battery, or released)
     release_battery: bool  # hand the battery to its own self-consumption control
     awaiting: frozenset[str]  # refs of the results to wait for before acknowledging
+    pv_limit_pct: int | None = None  # a new inverter limit (curtailment); None: as it is
 
 
 @dataclass
@@ -68,6 +69,8 @@ class AgentCore:
     _previous_slot: int | None = None
     _stuck_meter: MeterReading | None = None  # a frozen meter's values, until they change
     signal: MarketSignal | None = None  # storage: the others' net demand in the last clearing
+    pv_limit_pct: int = 100  # the inverter limit last commanded
+    _pv_potential_wh: int = 0  # the PV forecast that curtailment was computed from
     _seq: int = 0
 
     def on_slot_start(self, slot: int, readings: Readings) -> SlotStartActions:
@@ -121,7 +124,31 @@ class AgentCore:
             self.rejected.discard(self.sent_orders.pop(old))
         for old in [s for s in self.settlements if s < slot - 8]:
             del self.settlements[old]
-        return SlotStartActions(tuple(messages), setpoint, release, frozenset(awaiting))
+        limit = self._pv_limit(slot, readings, plan_now)
+        if limit == self.pv_limit_pct:
+            limit_change = None
+        else:
+            limit_change = self.pv_limit_pct = limit
+        return SlotStartActions(tuple(messages), setpoint, release, frozenset(awaiting), limit_change)
+
+    def _pv_limit(self, slot: int, readings: Readings, plan: Plan | None) -> int:
+        """Curtailment: when the award asks this member to hold back PV (its share of the
+        community's surplus beyond the feeder's export limit; the reason says so), cap the
+        inverter so the expected PV falls by that much. 100 otherwise."""
+        award = self.awards.get(slot)
+        inverter = readings.inverter
+        if (award is None or award.curtail_wh <= 0 or plan is None or inverter is None
+                or inverter.rated_power_w <= 0):
+            return 100
+        cut_wh = award.curtail_wh
+        self._pv_potential_wh = plan.forecast_pv_wh
+        rated_wh = inverter.rated_power_w * self.community.market.slot_s // SECONDS_PER_HOUR
+        allowed_wh = max(0, plan.forecast_pv_wh - cut_wh)
+        limit = min(100, -(-allowed_wh * 100 // rated_wh))  # round up: never cut more than asked
+        self.counts["curtailed_slots"] += limit < 100
+        log.info("%s: slot %d curtailed to %d %% (%d Wh of its offer found no buyer under the "
+                 "feeder export limit)", self.device, slot, limit, cut_wh)
+        return limit
 
     def _report_previous_slot(
         self, slot: int, readings: Readings, prev: Readings | None
@@ -166,6 +193,10 @@ class AgentCore:
         slot_s = self.community.market.slot_s
         now = _instantaneous(readings, slot_s)
         forecast = self.forecaster.forecast(self.history, target, 1, now)[0]
+        if self.pv_limit_pct < 100 and forecast.pv_wh < self._pv_potential_wh:
+            # While curtailed the inverter shows only what it may give: plan on what the sun
+            # offers, or curtailment would lift itself and the surplus return.
+            forecast = dataclasses.replace(forecast, pv_wh=self._pv_potential_wh)
         battery = readings.battery
         view = projected = None
         if battery is not None:

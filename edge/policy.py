@@ -63,6 +63,7 @@ class Plan:
     price_u_per_kwh: int
     reason: str
     expected_battery_w: int = 0
+    forecast_pv_wh: int = 0
 
 
 def project_stored_wh(battery: BatteryView, battery_w: int, duration_s: int) -> int:
@@ -100,8 +101,8 @@ def plan_slot(
     residual_wh = net_wh - battery_wh
     if residual_wh > 0:
         return Plan(slot, None, "buy", residual_wh, tariff.import_u_per_kwh - 1,
-                    f"forecast deficit {residual_wh} Wh after battery", expected_w)
+                    f"forecast deficit {residual_wh} Wh after battery", expected_w, forecast.pv_wh)
     if residual_wh < 0:
         return Plan(slot, None, "sell", -residual_wh, tariff.feedin_u_per_kwh + 1,
-                    f"forecast surplus {-residual_wh} Wh after battery", expected_w)
-    return Plan(slot, None, None, 0, 0, "balanced by the battery", expected_w)
+                    f"forecast surplus {-residual_wh} Wh after battery", expected_w, forecast.pv_wh)
+    return Plan(slot, None, None, 0, 0, "balanced by the battery", expected_w, forecast.pv_wh)

@@ -127,8 +127,9 @@ def test_past_the_feeder_import_limit_the_next_peer_ask_sets_a_scarcity_price() 
 def test_the_feeder_export_limit_binds() -> None:
     out = run(order("s", "sell", (600, 50_000)), order("t", "sell", (400, 70_000)), export_wh=500)
     assert (out.price_u_per_kwh, out.grid_export_wh, filled(out)) == (80_000, 500, {"s": 500, "t": 0})
-    assert why(out) == {"s": ("partial", "partly filled: feeder export limit reached"),
-                        "t": ("unfilled", "feeder export limit reached")}
+    # What the grid cannot take is held back: 1000 offered, 500 exported, the rest curtailed.
+    assert why(out)["s"][1].startswith("partly filled: feeder export limit reached; curtail 100 Wh")
+    assert why(out)["t"][1].startswith("feeder export limit reached; curtail 400 Wh")
 
 
 def test_a_multi_step_order_fills_only_its_steps_at_or_beyond_the_price() -> None:
@@ -304,3 +305,16 @@ def test_the_uniform_auction_trades_the_most_any_price_could_clear(book: Book) -
         willing = sum(s.energy_wh for s in steps if (s.price_u_per_kwh >= price if fill.side == "buy"
                                                      else s.price_u_per_kwh <= price))
         assert fill.filled_wh <= willing
+
+
+def test_a_surplus_beyond_the_feeder_export_limit_is_curtailed_pro_rata_with_the_reason() -> None:
+    out = run(order("s", "sell", (600, 80_001)), order("t", "sell", (300, 80_001)),
+              order("b", "buy", (100, 299_999)), export_wh=500)
+    # 900 offered, 100 bid for: 800 would flow out, 300 more than the feeder takes. b buys
+    # 100 of s and t pro rata; the 300 held back are shared over what stays unsold.
+    curtailed = {f.device: f.curtail_wh for f in out.fills}
+    assert curtailed == {"b": 0, "s": 200, "t": 100} and filled(out) == {"b": 100, "s": 67, "t": 33}
+    assert why(out)["s"][1].endswith("curtail 200 Wh: offered surplus 800 Wh exceeds the feeder's "
+                                      "export limit of 500 Wh, shared over unsold offers")
+    assert {a.device: a.curtail_wh for a in to_award_messages(out, 0)} == curtailed
+    assert run(order("s", "sell", (400, 80_001)), export_wh=500).fills[0].curtail_wh == 0

@@ -138,3 +138,19 @@ def test_a_frozen_meter_gives_no_report_and_is_planned_around_as_stale() -> None
     live = core.on_slot_start(SLOT + 4, readings((SLOT + 4) * 900, 2300, 0, 0, 0, 0))
     [report] = [m for m in live.messages if isinstance(m, MeterReport)]
     assert (report.slot, report.import_wh) == (SLOT + 3, 300) and core.counts["meter_frozen"] == 2
+
+
+def test_an_award_asking_for_curtailment_caps_the_inverter_for_that_slot_only() -> None:
+    core = agent()
+    core.on_slot_start(SLOT, readings(SLOT * 900, 1000, 0, 0, 0, 0))
+    core.plans[SLOT + 1] = dataclasses.replace(core.plans[SLOT + 1], forecast_pv_wh=1000)
+    award = Award("h001", SLOT + 1, "h001:1001:0", "sell", "unfilled", 600, 0, None, 0, "curtail", 0,
+                  curtail_wh=500)
+    core.on_award(COORDINATOR.sign(award))
+    curtailed = core.on_slot_start(SLOT + 1, readings((SLOT + 1) * 900, 1300, 50, 200, 0, 100))
+    # 1000 Wh expected, 500 to hold back, a 5 kW inverter gives 1250 Wh a slot at most: 40 %.
+    assert curtailed.pv_limit_pct == 40 and core.counts["curtailed_slots"] == 1
+    released = core.on_slot_start(SLOT + 2, readings((SLOT + 2) * 900, 1600, 50, 400, 0, 100))
+    assert released.pv_limit_pct == 100  # no curtailment asked for this slot
+    again = core.on_slot_start(SLOT + 3, readings((SLOT + 3) * 900, 1900, 50, 600, 0, 100))
+    assert again.pv_limit_pct is None  # unchanged: nothing to write
