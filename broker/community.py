@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.clock import SlotTimes
-from broker.messages import HASH, ID, MAX_PRICE_U_PER_KWH
+from broker.messages import HASH, ID, MAX_MONEY_U, MAX_PRICE_U_PER_KWH
 from broker.schema import SchemaError, bounded, check_bounds
 from broker.units import energy_wh_for
 
@@ -166,7 +166,7 @@ class PowerLimits:
         return energy_wh_for(self.export_limit_w, slot_s)
 
 
-def _member_limits() -> PowerLimits:
+def default_member_limits() -> PowerLimits:
     # 10 kWh import and 4 kWh export per 30 minutes.
     return PowerLimits(import_limit_w=20_000, export_limit_w=8_000)
 
@@ -178,7 +178,7 @@ class Member:
     id: str = bounded(pattern=ID)
     public_key: str = bounded(pattern=HASH)
     role: str = bounded("prosumer", choices=ROLES)
-    limits: PowerLimits = field(default_factory=_member_limits)
+    limits: PowerLimits = field(default_factory=default_member_limits)
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,27 @@ class Market:
 
 
 @dataclass(frozen=True)
+class Fees:
+    """Charges on energy traded between members, paid by the buyer."""
+
+    p2p_fee_u_per_kwh: int = bounded(0, min=0, max=MAX_PRICE_U_PER_KWH)  # network charge
+    loss_pct: int = bounded(0, min=0, max=50)  # wire losses, paid for at the slot's import price
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The community's own rules, applied in settlement (0 switches one off)."""
+
+    limit_penalty_u_per_kwh: int = bounded(0, min=0, max=MAX_PRICE_U_PER_KWH)  # beyond a connection limit
+    grid_use_penalty_u_per_kwh: int = bounded(0, min=0, max=MAX_PRICE_U_PER_KWH)  # imports beyond contract
+    self_consumption_bonus_u_per_kwh: int = bounded(0, min=0, max=MAX_PRICE_U_PER_KWH)  # own PV used
+    exclusion_after_violations: int = bounded(0, min=0, max=10_000)  # within the window; 0: never
+    exclusion_window_slots: int = bounded(96, min=1, max=35_040)
+    exclusion_slots: int = bounded(96, min=1, max=35_040)  # how long an exclusion lasts
+    min_balance_u: int | None = bounded(None, min=-MAX_MONEY_U, max=0)  # exclude below this balance
+
+
+@dataclass(frozen=True)
 class LedgerRules:
     difficulty_bits: int = bounded(12, min=0, max=32)
 
@@ -209,6 +230,8 @@ class Community:
     market: Market = field(default_factory=Market)
     tariff: Tariff = field(default_factory=Tariff)
     grid: PowerLimits = field(default_factory=PowerLimits)
+    fees: Fees = field(default_factory=Fees)
+    rules: Rules = field(default_factory=Rules)
     ledger: LedgerRules = field(default_factory=LedgerRules)
     members: tuple[Member, ...] = ()
 

@@ -157,6 +157,7 @@ class Award(Message):
     reason: str = bounded(max_len=500)
     t_s: int = bounded(min=0, max=MAX_T_S)
     curtail_wh: int = bounded(0, min=0, max=MAX_ENERGY_WH * 8)  # PV to hold back: feeder export limit
+    p2p_wh: int = bounded(0, min=0, max=MAX_ENERGY_WH * 8)  # of energy_wh, traded with members
     sig: str = bounded("", pattern=SIG)
 
     @property
@@ -178,6 +179,7 @@ class MeterReport(Message):
     import_total_wh: int = bounded(min=0, max=2**53)
     export_total_wh: int = bounded(min=0, max=2**53)
     t_s: int = bounded(min=0, max=MAX_T_S)
+    pv_wh: int | None = bounded(None, min=0, max=MAX_ENERGY_WH)  # the household's PV over the slot
     sig: str = bounded("", pattern=SIG)
 
     @property
@@ -206,6 +208,8 @@ class Settlement(Message):
     notrade_bill_u: int = bounded(min=-MAX_MONEY_U, max=MAX_MONEY_U)
     reason: str = bounded("", max_len=500)
     t_s: int = bounded(0, min=0, max=MAX_T_S)
+    fees_u: int = bounded(0, min=-MAX_MONEY_U, max=MAX_MONEY_U)  # network charges and losses
+    rules_u: int = bounded(0, min=-MAX_MONEY_U, max=MAX_MONEY_U)  # the community's penalties less bonuses
     sig: str = bounded("", pattern=SIG)
 
 

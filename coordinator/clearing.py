@@ -56,6 +56,7 @@ class OrderFill(NamedTuple):
     reason: str
     amount_u: int = 0  # what the order pays (positive) or receives (negative)
     curtail_wh: int = 0  # a seller's share of the PV to hold back under the feeder export limit
+    p2p_wh: int = 0  # of filled_wh, traded with members rather than the grid
 
     @property
     def price_u_per_kwh(self) -> int | None:
@@ -155,6 +156,12 @@ def _clear(
         for order in orders
     )
     fills = _curtailment(fills, grid_export_wh)
+    peers: dict[str, int] = defaultdict(int)
+    for trade in trades:
+        if GRID not in (trade.buyer, trade.seller):
+            peers[trade.buyer] += trade.energy_wh
+            peers[trade.seller] += trade.energy_wh
+    fills = tuple(f._replace(p2p_wh=peers[f.device]) if peers.get(f.device) else f for f in fills)
     return ClearingOutcome(
         slot=slot, price_u_per_kwh=price,
         buy_wh=sum(ordered_wh[id(o)] for o in orders if o.side == "buy"),
@@ -447,6 +454,6 @@ def to_clearing_message(outcome: ClearingOutcome, mechanism: str, t_s: int) -> C
 def to_award_messages(outcome: ClearingOutcome, t_s: int) -> tuple[Award, ...]:
     return tuple(
         Award(f.device, outcome.slot, f.order_id, f.side, f.status, f.ordered_wh, f.filled_wh,
-              f.price_u_per_kwh, f.amount_u, f.reason, t_s, f.curtail_wh)
+              f.price_u_per_kwh, f.amount_u, f.reason, t_s, f.curtail_wh, f.p2p_wh)
         for f in outcome.fills
     )

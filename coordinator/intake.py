@@ -16,6 +16,7 @@ from broker.community import Community
 from broker.identity import Verifier
 from broker.messages import MeterReport, Order
 from broker.units import energy_wh_for
+from coordinator.standing import Standing
 
 MAX_SLOTS_AHEAD = 96
 
@@ -41,6 +42,7 @@ class Intake:
     verdicts: dict[str, Verdict] = field(default_factory=dict)
     cleared_through: int = -1  # highest slot already cleared
     settled_through: int = -1  # highest slot already settled
+    standing: Standing | None = None  # members excluded under the community's rules
 
     def _sender_problem(self, msg: Order | MeterReport, topic_device: str) -> str:
         """The checks every submission passes: its topic, its member, its signature."""
@@ -90,6 +92,9 @@ class Intake:
             )
         if order.slot > times.slot_of(now_s) + MAX_SLOTS_AHEAD:
             return f"slot {order.slot} is more than {MAX_SLOTS_AHEAD} slots ahead"
+        excluded = self.standing.exclusion(order.device, order.slot) if self.standing else None
+        if excluded:
+            return excluded
         slot_s = self.community.market.slot_s
         if order.side == "buy":
             limit_wh = energy_wh_for(member.limits.import_limit_w, slot_s)

@@ -9,6 +9,7 @@ bytes. Slot ``s`` is cleared at its gate closure; at the same moment slot ``s - 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -29,7 +30,8 @@ from broker.schema import to_dict
 from broker.topics import Topics
 from coordinator.clearing import clear_slot, to_award_messages, to_clearing_message
 from coordinator.intake import Intake, Verdict
-from coordinator.settlement import settle_slot
+from coordinator.settlement import Terms, settle_slot
+from coordinator.standing import Standing
 from coordinator.store import CoordinatorStore
 from ledger.transactions import Transaction
 from ledger.writer import LedgerWriter
@@ -63,8 +65,27 @@ class Coordinator:
         self.times = community.market.times
         self.counts: Counter[str] = Counter()
         self.intake: Intake = store.restore(community)
+        self.standing = Standing(community.rules)
+        for settlement in store.settlements():  # the same standing as before a restart
+            self.standing.record(settlement, settlement.slot + SETTLEMENT_LAG_SLOTS)
+        self.intake.standing = self.standing
         cleared = self.intake.cleared_through
         self.next_gate_slot: int | None = cleared + 1 if cleared >= 0 else None
+
+    def _terms(self, device: str) -> Terms:
+        member = self.community.member(device)
+        return Terms(self.community.fees, self.community.rules,
+                     member.limits if member is not None else None, self.times.slot_s)
+
+    def _with_standing(self, settlement: Settlement, slot: int) -> Settlement:
+        """Record the settlement in the member's standing; an exclusion it causes is added
+        to its reason."""
+        excluded = self.standing.record(settlement, slot)
+        if excluded is None:
+            return settlement
+        self.counts["exclusions"] += 1
+        reason = f"{settlement.reason}; {excluded}" if settlement.reason else excluded
+        return dataclasses.replace(settlement, reason=reason[:500])
 
     def _ensure_started(self, now_s: int) -> int:
         """On first use: write the genesis block and find the first gate to run."""
@@ -177,8 +198,9 @@ class Coordinator:
             slot_settlement = settle_slot(
                 settled_slot, members, past_awards, reports,
                 self.community.tariff.at(self.times.start_s(settled_slot)),
+                terms={d: self._terms(d) for d in members},
             )
-            settlements = tuple(sign(s) for s in slot_settlement.settlements)
+            settlements = tuple(sign(self._with_standing(s, slot)) for s in slot_settlement.settlements)
 
         txs = [Transaction.from_message("order", o) for o in orders]
         if orders:

@@ -148,6 +148,11 @@ class CoordinatorStore:
                 intake.reports[slot][report.device] = report
         return intake
 
+    def settlements(self) -> Iterator[Settlement]:
+        """Every stored settlement, in slot and member order."""
+        for (payload,) in self.db.execute("SELECT payload FROM settlements ORDER BY slot, device"):
+            yield _as(Settlement, payload)
+
     def close(self) -> None:
         self.db.close()
 

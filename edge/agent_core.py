@@ -163,9 +163,12 @@ class AgentCore:
                         self.device, slot - 1)
             return None
         self._learn(slot - 1, prev, readings, import_wh - export_wh)
+        pv_wh = None
+        if readings.inverter is not None and prev.inverter is not None:
+            pv_wh = max(0, readings.inverter.pv_energy_wh - prev.inverter.pv_energy_wh)
         report = MeterReport(
             self.device, slot - 1, import_wh, export_wh,
-            readings.meter.import_wh, readings.meter.export_wh, readings.t_s,
+            readings.meter.import_wh, readings.meter.export_wh, readings.t_s, pv_wh,
         )
         self.counts["reports_sent"] += 1
         return self.identity.sign(report)

@@ -76,7 +76,8 @@ def _community_with_members(
     seed = config.testbed.seed
     identities = {h.id: Identity.derived(h.id, seed) for h in households}
     members = tuple(
-        Member(h.id, identities[h.id].public_key_hex, h.role) for h in households
+        Member(h.id, identities[h.id].public_key_hex, h.role, config.testbed.member_limits)
+        for h in households
     )
     community = dataclasses.replace(
         config.community, members=members, coordinator_key=coordinator.public_key_hex

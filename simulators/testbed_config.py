@@ -19,6 +19,7 @@
       clock: virtual      # or realtime (with speed)
       speed: 1
       broker: auto        # auto, mosquitto or embedded
+      member_limits: {import_limit_w: 20000, export_limit_w: 8000}   # each member's connection
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from broker.community import Community, read_price_csv
+from broker.community import Community, PowerLimits, default_member_limits, read_price_csv
 from broker.schema import bounded
 from gridmesh.config import ConfigError, build, read_yaml
 from simulators.device_farm import FAULT_NAMES
@@ -69,6 +70,7 @@ class TestbedSection:
     speed: int = bounded(1, min=1, max=86_400)
     broker: str = bounded("auto", choices=("auto", "mosquitto", "embedded"))
     agent_processes: int = bounded(0, min=0, max=64)  # 0: one per 50 households
+    member_limits: PowerLimits = field(default_factory=default_member_limits)  # each member's connection
     faults: tuple[FaultSpec, ...] = ()
 
     def __post_init__(self) -> None:

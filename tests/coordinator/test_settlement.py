@@ -5,15 +5,18 @@ community's money adds up to what the grid is owed."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import BIG_WH, SLOT, Book, award, books, order, report, tariffs
 
-from broker.community import Tariff
+from broker.community import Fees, PowerLimits, Rules, Tariff
 from broker.messages import Award, MeterReport, Settlement
 from broker.units import money_u
 from coordinator.clearing import clear_call_auction, to_award_messages
-from coordinator.settlement import SlotSettlement, settle_member, settle_slot
+from coordinator.settlement import SlotSettlement, Terms, settle_member, settle_slot
+from coordinator.standing import Standing
 
 TARIFF = Tariff(import_u_per_kwh=300_000, feedin_u_per_kwh=80_000)
 BUY_400 = award("a", "buy", 400, 200_000, 80_000)
@@ -189,3 +192,53 @@ def test_money_is_conserved_the_community_pays_exactly_what_the_grid_is_owed(
     owed_to_grid = money_u(out.grid_import_wh, price) - money_u(out.grid_export_wh, price)
     assert sum(s.trade_u for s in slot.settlements) == owed_to_grid
     assert slot.bill_u == owed_to_grid + sum(s.imbalance_u for s in slot.settlements)
+
+
+# -- fees and the community's rules ----------------------------------------------------
+
+LIMITS = PowerLimits(import_limit_w=10_000, export_limit_w=4_000)  # 2500 and 1000 Wh a slot
+TERMS = Terms(Fees(p2p_fee_u_per_kwh=20_000, loss_pct=2),
+              Rules(limit_penalty_u_per_kwh=100_000, grid_use_penalty_u_per_kwh=50_000,
+                    self_consumption_bonus_u_per_kwh=20_000), LIMITS, 900)
+
+
+def test_a_buyer_pays_the_network_charge_and_the_losses_on_what_it_bought_from_peers() -> None:
+    award = dataclasses.replace(BUY_400, p2p_wh=300)  # 100 Wh of it came from the grid
+    bill = settle_member("a", SLOT, award, report("a", 400), TARIFF, terms=TERMS)
+    # 300 Wh at 20,000 u/kWh is 6,000; 2 % of 300 Wh is 6 Wh at 300,000 u/kWh: 1,800.
+    assert (bill.fees_u, bill.rules_u, bill.bill_u) == (7_800, 0, 80_000 + 7_800)
+    assert bill.reason == "network charge on 300 Wh from members; losses 2 % (6 Wh) at the import price"
+    seller = settle_member("s", SLOT, dataclasses.replace(SELL_400, p2p_wh=400), report("s", -400),
+                           TARIFF, terms=TERMS)
+    assert seller.fees_u == 0  # the buyer pays
+
+
+def test_the_rules_charge_violations_and_grid_use_and_reward_own_pv() -> None:
+    over = settle_member("a", SLOT, BUY_400, report("a", 3000), TARIFF, terms=TERMS)
+    # 500 Wh beyond the 2500 Wh import limit at 100,000; 2600 Wh beyond the contract at 50,000.
+    assert over.rules_u == 50_000 + 130_000
+    assert over.reason == "connection limit exceeded by 500 Wh; grid use: 2600 Wh imported beyond contracts"
+    sunny = MeterReport("p", SLOT, 0, 300, 0, 300, 0, pv_wh=1000)
+    bonus = settle_member("p", SLOT, None, sunny, TARIFF, terms=TERMS)
+    assert (bonus.rules_u, bonus.reason) == (-14_000, "bonus: 700 Wh of own PV used at home")
+    assert bonus.bill_u == bonus.imbalance_u - 14_000
+
+
+def test_repeated_violations_exclude_a_member_for_a_while_with_the_reason() -> None:
+    rules = Rules(exclusion_after_violations=2, exclusion_window_slots=10, exclusion_slots=4)
+    standing = Standing(rules)
+    violation = Settlement("a", 1, 0, 3000, 3000, 0, 0, 0, 0, "connection limit exceeded by 500 Wh")
+    assert standing.record(violation, 3) is None
+    assert standing.record(dataclasses.replace(violation, slot=20), 22) is None  # outside the window
+    reason = standing.record(dataclasses.replace(violation, slot=25), 27)
+    assert reason == "excluded until slot 31: 2 connection-limit violations in 10 slots (slots 20, 25)"
+    assert standing.exclusion("a", 30) == reason and standing.exclusion("a", 31) is None
+    assert standing.exclusion("b", 30) is None
+
+
+def test_a_balance_below_the_minimum_excludes_too() -> None:
+    standing = Standing(Rules(min_balance_u=-100_000, exclusion_slots=2))
+    bill = Settlement("a", 5, 0, 100, 100, 0, 60_000, 60_000, 60_000, "")
+    assert standing.record(bill, 7) is None
+    assert standing.record(dataclasses.replace(bill, slot=6), 8) == (
+        "excluded until slot 10: balance -120000 u below the community's minimum -100000 u")
