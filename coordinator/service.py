@@ -30,14 +30,13 @@ from broker.schema import to_dict
 from broker.topics import Topics
 from coordinator.clearing import clear_slot, to_award_messages, to_clearing_message
 from coordinator.intake import Intake, Verdict
-from coordinator.settlement import Terms, settle_slot
+from coordinator.settlement import SETTLEMENT_LAG_SLOTS, Terms, settle_slot
 from coordinator.standing import Standing
 from coordinator.store import CoordinatorStore
 from ledger.transactions import Transaction
 from ledger.writer import LedgerWriter
 
 log = logging.getLogger("gridmesh.coordinator")
-SETTLEMENT_LAG_SLOTS = 2
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ class Terms:
 
 
 VIOLATION = "connection limit exceeded"
+SETTLEMENT_LAG_SLOTS = 2  # a slot is settled at the gate closure two slots after its own
 
 
 def settle_member(device: str, slot: int, award: Award | None, report: MeterReport | None,

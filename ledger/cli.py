@@ -1,7 +1,9 @@
-"""``gridmesh ledger``: audit a ledger file, or show its blocks.
+"""``gridmesh ledger``: audit a ledger file (and replay its market), show its blocks or a
+member's statement, and print and check an inclusion proof.
 
 ``audit`` exits 0 when the whole chain verifies, 1 naming the first bad block and
-transaction when it does not, and 2 when the file cannot be read as a ledger.
+transaction (and, with ``--replay``, field) when it does not, and 2 when the file cannot
+be read as a ledger.
 """
 
 from __future__ import annotations
@@ -11,16 +13,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from broker.messages import BlockHeader
+from broker.messages import Award, BlockHeader, MeterReport, Order, Settlement
 from gridmesh.cli import UsageError
 from ledger.blocks import header_hash
 from ledger.errors import LedgerError
+from ledger.merkle import inclusion_proof, verify_proof
 from ledger.parallel_audit import audit_file
+from ledger.replay import ReplayDifference, ReplayReport, replay_chain
 from ledger.store import LedgerStore
 from ledger.verify import AuditFailure, AuditSummary
 
-AUDIT_EXAMPLE = """example:
+AUDIT_EXAMPLE = """examples:
   gridmesh ledger audit runs/20h-96s-seed1/ledger.db
+  gridmesh ledger audit runs/20h-96s-seed1/ledger.db --replay   # re-run every clearing and bill
 
 exit codes: 0 audit passed, 1 a block or transaction failed (named on stderr),
 2 the file is not a readable ledger
@@ -29,6 +34,8 @@ exit codes: 0 audit passed, 1 a block or transaction failed (named on stderr),
 SHOW_EXAMPLE = """examples:
   gridmesh ledger show runs/20h-96s-seed1/ledger.db
   gridmesh ledger show runs/20h-96s-seed1/ledger.db --block 5
+  gridmesh ledger show runs/20h-96s-seed1/ledger.db --member h003
+  gridmesh ledger proof runs/20h-96s-seed1/ledger.db 3fa9c2e1
 """
 
 
@@ -52,6 +59,9 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     audit.add_argument("path", type=Path, metavar="PATH", help="the ledger file (ledger.db)")
     audit.add_argument("--workers", type=_positive, metavar="N",
                        help="processes to check signatures with (default: one per CPU)")
+    audit.add_argument("--replay", action="store_true",
+                       help="also re-run every slot's clearing and settlement from the signed orders "
+                       "and reports under the genesis rules, and compare")
     audit.set_defaults(handler=run_audit)
 
     show = verbs.add_parser(
@@ -61,8 +71,20 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
         epilog=SHOW_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     show.add_argument("path", type=Path, metavar="PATH", help="the ledger file (ledger.db)")
-    show.add_argument("--block", type=int, metavar="N", help="show block N and its transactions")
+    which = show.add_mutually_exclusive_group()
+    which.add_argument("--block", type=int, metavar="N", help="show block N and its transactions")
+    which.add_argument("--member", metavar="ID", help="a member's statement: orders, awards, bills")
     show.set_defaults(handler=run_show)
+
+    proof = verbs.add_parser(
+        "proof", help="print and check the Merkle inclusion proof of one transaction",
+        description="Find a transaction by its hash (or a unique prefix of at least 8 hex digits), "
+        "print the path from it to its block's Merkle root and check it. Exit 0 when it verifies.",
+        epilog=SHOW_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    proof.add_argument("path", type=Path, metavar="PATH", help="the ledger file (ledger.db)")
+    proof.add_argument("tx", metavar="TX", help="the transaction's hash or a prefix of it")
+    proof.set_defaults(handler=run_proof)
 
 
 def _positive(text: str) -> int:
@@ -85,7 +107,36 @@ def run_audit(args: argparse.Namespace) -> int:
         print(f"audit FAILED: {result}", file=sys.stderr)
         return 1
     print("\n".join(summary_lines(args.path, result)))
+    if not args.replay:
+        return 0
+    try:
+        with LedgerStore.open_readonly(args.path) as store:
+            replayed = replay_chain(store.blocks())
+    except LedgerError as exc:
+        raise UsageError(str(exc)) from None
+    if isinstance(replayed, ReplayDifference):
+        print(f"replay FAILED: {replayed}", file=sys.stderr)
+        return 1
+    print("\n".join(replay_lines(replayed)))
     return 0
+
+
+def replay_lines(report: ReplayReport) -> list[str]:
+    """Per slot and per member, then the verdict."""
+    lines = [f"{'slot':>10}  {'orders':>6}  {'price':>10}  {'p2p Wh':>8}  {'import Wh':>9}  "
+             f"{'export Wh':>9}  {'settled':>10}  {'bills':>10}"]
+    for s in report.slots:
+        price = "-" if s.price_u_per_kwh is None else f"{s.price_u_per_kwh / 1e6:.6f}"
+        lines.append(f"{s.slot:>10}  {s.orders:>6}  {price:>10}  {s.p2p_wh:>8}  {s.grid_import_wh:>9}  "
+                     f"{s.grid_export_wh:>9}  {s.settled_slot:>10}  {s.bills_u / 1e6:>10.4f}")
+    lines.append(f"{'member':<10}  {'bought Wh':>9}  {'sold Wh':>9}  {'traded':>10}  {'billed':>10}  slots")
+    for member in sorted(m for m in report.members if m != "grid"):
+        m = report.members[member]
+        lines.append(f"{member:<10}  {m.bought_wh:>9}  {m.sold_wh:>9}  {m.trade_u / 1e6:>10.4f}  "
+                     f"{m.bill_u / 1e6:>10.4f}  {m.slots_settled}")
+    lines.append(f"replay passed: {len(report.slots)} slots, {report.transactions_checked} transactions "
+                 "recomputed from the signed orders and reports")
+    return lines
 
 
 def summary_lines(path: Path, summary: AuditSummary) -> list[str]:
@@ -107,6 +158,8 @@ def summary_lines(path: Path, summary: AuditSummary) -> list[str]:
 def run_show(args: argparse.Namespace) -> int:
     try:
         with LedgerStore.open_readonly(args.path) as store:
+            if args.member is not None:
+                return _statement(store, args.member, args.path)
             if args.block is None:
                 print(HEADER_TITLE)
                 for header in store.headers():
@@ -124,6 +177,73 @@ def run_show(args: argparse.Namespace) -> int:
             return 0
     except LedgerError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _statement(store: LedgerStore, member: str, path: Path) -> int:
+    """Everything the ledger holds for ``member``, slot by slot, and its totals."""
+    rows: list[str] = []
+    totals = {"bought": 0, "sold": 0, "traded": 0, "billed": 0}
+    known = False
+    for block in store.blocks():
+        if block.height == 0:
+            community = block.transactions[0].community()
+            known = community.member(member) is not None
+            continue
+        for tx in block.transactions:
+            msg = tx.message()
+            if getattr(msg, "device", None) != member:
+                continue
+            if isinstance(msg, Order):
+                steps = ", ".join(f"{s.energy_wh} Wh at {s.price_u_per_kwh / 1e6:.6f}" for s in msg.steps)
+                rows.append(f"{msg.slot:>10}  order       {msg.side} {steps}")
+            elif isinstance(msg, Award):
+                totals["bought" if msg.side == "buy" else "sold"] += msg.energy_wh
+                totals["traded"] += msg.amount_u
+                why = f" ({msg.reason})" if msg.reason else ""
+                rows.append(f"{msg.slot:>10}  award       {msg.status} {msg.energy_wh} of "
+                            f"{msg.ordered_wh} Wh, {msg.amount_u / 1e6:+.4f}{why}")
+            elif isinstance(msg, MeterReport):
+                rows.append(f"{msg.slot:>10}  report      net {msg.net_wh} Wh")
+            elif isinstance(msg, Settlement):
+                totals["billed"] += msg.bill_u
+                why = f": {msg.reason}" if msg.reason else ""
+                rows.append(f"{msg.slot:>10}  settlement  bill {msg.bill_u / 1e6:+.4f} (trade "
+                            f"{msg.trade_u / 1e6:+.4f}, imbalance {msg.imbalance_u / 1e6:+.4f}){why}")
+    if not known:
+        raise UsageError(f"{path}: {member!r} is not a member of this community")
+    print(f"statement of {member} from {path}")
+    print("\n".join(rows) if rows else "(nothing recorded yet)")
+    print(f"bought {totals['bought']} Wh, sold {totals['sold']} Wh, traded {totals['traded'] / 1e6:+.4f}, "
+          f"billed {totals['billed'] / 1e6:+.4f}")
+    return 0
+
+
+def run_proof(args: argparse.Namespace) -> int:
+    wanted = args.tx.lower()
+    if len(wanted) < 8 or any(c not in "0123456789abcdef" for c in wanted):
+        raise UsageError(f"TX: {args.tx!r} must be a transaction hash or at least 8 of its hex digits")
+    try:
+        with LedgerStore.open_readonly(args.path) as store:
+            found = [(block, index) for block in store.blocks()
+                     for index, tx in enumerate(block.transactions) if tx.tx_hash.startswith(wanted)]
+    except LedgerError as exc:
+        raise UsageError(str(exc)) from None
+    if not found:
+        raise UsageError(f"{args.path} holds no transaction {args.tx}")
+    if len(found) > 1:
+        raise UsageError(f"{args.tx} matches {len(found)} transactions; give more digits")
+    block, index = found[0]
+    tx = block.transactions[index]
+    leaves = [t.tx_hash for t in block.transactions]
+    steps = inclusion_proof(leaves, index)
+    print(f"transaction {tx.tx_hash} ({tx.label()})")
+    print(f"block {block.height} (slot {block.header.slot}), position {index} of {len(leaves)}")
+    for level, step in enumerate(steps):
+        print(f"  level {level}: sibling {'left ' if step.sibling_is_left else 'right'} {step.sibling}")
+    root = block.header.merkle_root
+    ok = verify_proof(tx.tx_hash, steps, root)
+    print(f"merkle root {root}: proof {'verifies' if ok else 'does NOT verify'}")
+    return 0 if ok else 1
 
 
 HEADER_TITLE = f"{'height':>6}  {'slot':>10}  {'t_s':>11}  {'txs':>5}  {'bits':>4}  {'nonce':>9}  hash"

@@ -79,10 +79,18 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
     from ledger.parallel_audit import audit_file
+    from ledger.replay import ReplayDifference, replay_chain
+    from ledger.store import LedgerStore
     from ledger.verify import AuditFailure
 
     audit = audit_file(out / "ledger.db")
     failed = isinstance(audit, AuditFailure)
+    problem = str(audit) if failed else ""
+    if not failed:  # and every slot's market and bills, recomputed from the ledger alone
+        with LedgerStore.open_readonly(out / "ledger.db") as store:
+            replayed = replay_chain(store.blocks())
+        if isinstance(replayed, ReplayDifference):
+            failed, problem = True, f"replay: {replayed}"
     baseline = baseline_bills(artifacts.households, artifacts.profiles, artifacts.community,
                               artifacts.first_slot, tb.slots)
     tables = build_tables(artifacts.records, artifacts.households, artifacts.community,
@@ -105,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({**summary.__dict__, **({"compare": comparison.as_dict()} if comparison else {})}))
     else:
         print("\n".join(summary.lines()))
-        print(f"ledger audit      {'FAILED: ' + str(audit) if failed else 'passed'}")
+        print(f"ledger audit      {'FAILED: ' + problem if failed else 'passed, market and bills replayed'}")
         if comparison is not None:
             print("\n".join(comparison.lines()))
         print(f"results           {out}/results.db, {out}/*.csv, {out}/ledger.db")
