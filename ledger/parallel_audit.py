@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -22,11 +23,15 @@ from ledger.verify import AuditFailure, AuditSummary, join_segments, verify_chai
 MIN_TX_PER_WORKER = 5_000  # below this, starting a process costs more than it saves
 
 
-def audit_file(path: Path, workers: int | None = None) -> AuditSummary | AuditFailure:
-    """Audit the ledger at ``path`` with up to ``workers`` processes (default: one per CPU).
+def audit_file(
+    path: Path, workers: int | None = None, now_s: int | None = None
+) -> AuditSummary | AuditFailure:
+    """Audit the ledger at ``path`` with up to ``workers`` processes (default: one per CPU);
+    blocks dated after ``now_s`` (default: the system clock) fail as from the future.
 
     Raises :class:`LedgerError` if the file cannot be opened as a ledger.
     """
+    now_s = int(time.time()) if now_s is None else now_s
     with LedgerStore.open_readonly(path) as store:
         try:
             counts = [(h.height, h.tx_count) for h in store.headers()]
@@ -34,12 +39,12 @@ def audit_file(path: Path, workers: int | None = None) -> AuditSummary | AuditFa
             counts = []
         segments = split_heights(counts, workers or os.cpu_count() or 1)
         if len(segments) < 2:
-            return verify_chain(store.blocks())
+            return verify_chain(store.blocks(), now_s=now_s)
     # fork starts a worker in milliseconds; spawn re-imports everything (about a second)
     fork = "fork" in multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if fork else "spawn")
     with ProcessPoolExecutor(len(segments), mp_context=context) as pool:
-        futures = [pool.submit(audit_segment, path, first, last) for first, last in segments]
+        futures = [pool.submit(audit_segment, path, first, last, now_s) for first, last in segments]
         return join_segments(f.result() for f in futures)
 
 
@@ -65,11 +70,11 @@ def split_heights(tx_counts: list[tuple[int, int]], workers: int) -> list[tuple[
     return ranges
 
 
-def audit_segment(path: Path, first: int, last: int) -> AuditSummary | AuditFailure:
+def audit_segment(path: Path, first: int, last: int, now_s: int | None = None) -> AuditSummary | AuditFailure:
     """Audit heights ``first..last`` of the ledger at ``path`` (run in a worker)."""
     with LedgerStore.open_readonly(path) as store:
         if first == 0:
-            return verify_chain(store.blocks(0, last))
+            return verify_chain(store.blocks(0, last), now_s=now_s)
         try:
             genesis = store.block(0)
             previous = next(store.headers(first - 1, first - 1), None)
@@ -77,4 +82,4 @@ def audit_segment(path: Path, first: int, last: int) -> AuditSummary | AuditFail
             return AuditFailure(exc.height, exc.tx_index, exc.tx_hash, exc.reason)
         if genesis is None or previous is None:
             return AuditFailure(first - 1, None, None, "block missing from the store")
-        return verify_chain(store.blocks(first, last), after=(genesis, previous))
+        return verify_chain(store.blocks(first, last), after=(genesis, previous), now_s=now_s)

@@ -95,14 +95,20 @@ class _Anchor:
     member_keys: dict[str, str]
 
 
+MAX_CLOCK_SKEW_S = 300  # how far ahead of the auditor's clock a block's time may be
+
+
 def verify_chain(
-    blocks: Iterable[Block], *, after: tuple[Block, BlockHeader] | None = None
+    blocks: Iterable[Block], *, after: tuple[Block, BlockHeader] | None = None, now_s: int | None = None
 ) -> AuditSummary | AuditFailure:
     """Audit ``blocks`` (from height 0); the summary, or the first failure.
 
     With ``after=(genesis, previous_header)`` it audits a segment that continues the
     chain after ``previous_header``, trusting the genesis block's community, so that
     segments can be checked in parallel and joined with :func:`join_segments`.
+
+    With ``now_s`` (the auditor's clock), a block whose time lies more than
+    :data:`MAX_CLOCK_SKEW_S` after it is a block from the future, and fails.
 
     A :class:`RecordError` raised while ``blocks`` is read (a stored row that is not what
     was written, see :mod:`ledger.store`) is reported as a failure like any other.
@@ -116,6 +122,9 @@ def verify_chain(
         if after is not None:
             anchor, prev = _check_genesis(after[0], verifier), after[1]
         for block in blocks:
+            if now_s is not None and block.header.t_s > now_s + MAX_CLOCK_SKEW_S:
+                raise _fail(block.height, f"a block from the future: its time {block.header.t_s} is "
+                            f"after the audit's clock {now_s}")
             if anchor is None:
                 anchor = _check_genesis(block, verifier)
             else:

@@ -32,6 +32,7 @@ from broker.identity import Identity
 from broker.messages import Order, Step
 from ledger import parallel_audit
 from ledger.blocks import Block, build_block
+from ledger.parallel_audit import audit_file
 from ledger.store import LedgerStore
 from ledger.transactions import Transaction
 from ledger.verify import AuditFailure, AuditSummary, verify_chain
@@ -393,3 +394,20 @@ def test_a_small_chain_is_audited_in_one_segment(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(parallel_audit, "MIN_TX_PER_WORKER", 5_000)
     assert parallel_audit.split_heights([(h, 300) for h in range(20)], 2) == [(0, 19)]
     assert len(parallel_audit.split_heights([(h, 300) for h in range(40)], 2)) == 2
+
+
+def test_a_block_from_the_future_is_refused_against_the_auditors_clock(tmp_path: Path) -> None:
+    first = genesis()
+    one = orders_block(first, [])
+    late = build_block(one.header, FIRST_SLOT + 1, 10_000, [], DIFFICULTY, COORDINATOR)
+    assert isinstance(verify_chain([first, one, late], now_s=10_000 - 300), AuditSummary)  # within skew
+    found = verify_chain([first, one, late], now_s=9_000)
+    assert isinstance(found, AuditFailure) and found.height == 2
+    assert found.reason == "a block from the future: its time 10000 is after the audit's clock 9000"
+    path = tmp_path / "future.db"
+    with LedgerStore(path) as store:
+        for block in (first, one, late):
+            store.append(block)
+    before = path.read_bytes()
+    assert isinstance(audit_file(path, now_s=9_000), AuditFailure)
+    assert path.read_bytes() == before  # nothing written
