@@ -219,7 +219,19 @@ class Rules:
 
 @dataclass(frozen=True)
 class LedgerRules:
-    difficulty_bits: int = bounded(12, min=0, max=32)
+    """Proof of work and block size (see ledger/difficulty.py)."""
+
+    difficulty_bits: int = bounded(12, min=0, max=32)  # at the start, and always when not retargeting
+    target_mine_ms: int = bounded(0, min=0, max=600_000)  # retarget towards this mining time; 0: fixed
+    retarget_every: int = bounded(16, min=1, max=10_000)  # blocks per retarget window
+    min_difficulty_bits: int = bounded(0, min=0, max=32)
+    max_difficulty_bits: int = bounded(28, min=0, max=32)
+    max_tx_per_block: int = bounded(10_000, min=2, max=1_000_000)  # the rest overflows into the next
+
+    def __post_init__(self) -> None:
+        if not self.min_difficulty_bits <= self.difficulty_bits <= self.max_difficulty_bits:
+            raise ValueError(f"difficulty_bits {self.difficulty_bits} is outside min_difficulty_bits.."
+                             f"max_difficulty_bits ({self.min_difficulty_bits}..{self.max_difficulty_bits})")
 
 
 @dataclass(frozen=True)

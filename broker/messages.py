@@ -227,6 +227,7 @@ class BlockHeader(Message):
     difficulty_bits: int = bounded(min=0, max=64)
     nonce: int = bounded(min=0, max=2**63)
     tx_count: int = bounded(min=0)
+    prev_mine_ms: int = bounded(0, min=0, max=10**9)  # how long mining the previous block took
     sig: str = bounded("", pattern=SIG)
 
 

@@ -46,7 +46,7 @@ def build_coordinator(config_path: Path) -> tuple[Coordinator, str, Endpoint]:
     except StoreError as exc:
         raise UsageError(str(exc)) from None
     ledger = LedgerWriter(LedgerStore(config.data_dir / "ledger.db"), config.identity,
-                          config.community.ledger.difficulty_bits)
+                          config.community.ledger)
     coordinator = Coordinator(config.community, config.identity, store, ledger)
     return coordinator, config.section.clock, endpoint
 

@@ -207,9 +207,9 @@ class Coordinator:
             txs.extend(Transaction.from_message("award", a) for a in awards)
         txs.extend(Transaction.from_message("report", reports[d]) for d in sorted(reports))
         txs.extend(Transaction.from_message("settlement", s) for s in settlements)
-        header: BlockHeader | None = None
+        headers: tuple[BlockHeader, ...] = ()
         if txs:
-            header = self.ledger.seal(slot, t_s, txs)
+            headers = self.ledger.seal(slot, t_s, txs)
 
         self.store.record_clearing(clearing, awards)
         self.store.record_settlements(settled_slot, settlements)
@@ -219,6 +219,5 @@ class Coordinator:
         out = [Outgoing(self.topics.clearing, clearing)]
         out.extend(Outgoing(self.topics.device(a.device, "award"), a) for a in awards)
         out.extend(Outgoing(self.topics.device(s.device, "settlement"), s) for s in settlements)
-        if header is not None:
-            out.append(Outgoing(self.topics.block, header, retain=True))
+        out.extend(Outgoing(self.topics.block, header, retain=True) for header in headers)
         return out

@@ -53,18 +53,23 @@ def build_block(
     transactions: Sequence[Transaction],
     difficulty_bits: int,
     signer: Identity,
+    prev_mine_ms: int = 0,
+    continuation: bool = False,
 ) -> Block:
     """Order, hash, mine and sign the block that follows ``prev`` (``None``: genesis).
 
     Raises ChainError if the slot does not fit: genesis has slot -1, and every later
-    block's slot is greater than the previous block's.
+    block's slot is greater than the previous block's, except a ``continuation`` that
+    carries the overflow of the previous block's slot.
     """
     if prev is None:
         if slot != GENESIS_SLOT:
             raise ChainError(f"the genesis block has slot {GENESIS_SLOT}, got {slot}")
         height, prev_hash = 0, GENESIS_PREV
     else:
-        if slot <= prev.slot:
+        if continuation and slot != prev.slot:
+            raise ChainError(f"a continuation of slot {prev.slot} cannot have slot {slot}")
+        if not continuation and slot <= prev.slot:
             raise ChainError(f"slot {slot} does not follow the head's slot {prev.slot}")
         height, prev_hash = prev.height + 1, header_hash(prev)
     ordered = canonical_order(tuple(transactions))
@@ -77,5 +82,6 @@ def build_block(
         difficulty_bits=difficulty_bits,
         nonce=0,
         tx_count=len(ordered),
+        prev_mine_ms=prev_mine_ms,
     )
     return Block(signer.sign(mine(header)), ordered)

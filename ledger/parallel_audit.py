@@ -16,7 +16,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from ledger.errors import LedgerError, RecordError
+from ledger.difficulty import window_size
+from ledger.errors import LedgerError, RecordError, TransactionError
 from ledger.store import LedgerStore
 from ledger.verify import AuditFailure, AuditSummary, join_segments, verify_chain
 
@@ -77,9 +78,13 @@ def audit_segment(path: Path, first: int, last: int, now_s: int | None = None) -
             return verify_chain(store.blocks(0, last), now_s=now_s)
         try:
             genesis = store.block(0)
-            previous = next(store.headers(first - 1, first - 1), None)
-        except RecordError as exc:  # an earlier segment reports this block first
-            return AuditFailure(exc.height, exc.tx_index, exc.tx_hash, exc.reason)
-        if genesis is None or previous is None:
-            return AuditFailure(first - 1, None, None, "block missing from the store")
-        return verify_chain(store.blocks(first, last), after=(genesis, previous), now_s=now_s)
+            previous = store.block(first - 1)
+            if genesis is None or previous is None:
+                return AuditFailure(first - 1, None, None, "block missing from the store")
+            rules = genesis.transactions[0].community().ledger
+            window = list(store.headers(max(0, first - window_size(rules)), first - 1))
+        except (RecordError, TransactionError) as exc:  # an earlier segment reports this first
+            if isinstance(exc, RecordError):
+                return AuditFailure(exc.height, exc.tx_index, exc.tx_hash, exc.reason)
+            return AuditFailure(0, 0, None, str(exc))
+        return verify_chain(store.blocks(first, last), after=(genesis, previous, window), now_s=now_s)

@@ -90,6 +90,7 @@ def replay_chain(blocks: Iterable[Block]) -> ReplayReport | ReplayDifference:
     community: Community | None = None
     awards_by_slot: dict[int, dict[str, Award]] = {}
     standing: Standing | None = None
+    group: list[Block] = []  # the blocks of one slot (more than one when a slot overflowed)
     try:
         for block in blocks:
             if community is None:
@@ -97,22 +98,36 @@ def replay_chain(blocks: Iterable[Block]) -> ReplayReport | ReplayDifference:
                 standing = Standing(community.rules)
                 continue
             assert standing is not None
-            _replay_block(block, community, awards_by_slot, standing, report)
+            if group and block.header.slot != group[0].header.slot:
+                _replay_slot(group, community, awards_by_slot, standing, report)
+                group = []
+            group.append(block)
             for old in [s for s in awards_by_slot if s < block.header.slot - SETTLEMENT_LAG_SLOTS]:
                 del awards_by_slot[old]
+        if group and community is not None and standing is not None:
+            _replay_slot(group, community, awards_by_slot, standing, report)
     except _Differs as differs:
         return differs.difference
     return report
 
 
-def _replay_block(block: Block, community: Community, awards_by_slot: dict[int, dict[str, Award]],
-                  standing: Standing, report: ReplayReport) -> None:
-    slot, t_s, height = block.header.slot, block.header.t_s, block.header.height
+def _replay_slot(group: list[Block], community: Community, awards_by_slot: dict[int, dict[str, Award]],
+                 standing: Standing, report: ReplayReport) -> None:
+    last = group[-1]
+    slot, t_s, height = last.header.slot, last.header.t_s, last.header.height
     times, grid = community.market.times, community.grid
     by_kind: dict[str, list[tuple[int, Transaction, Message]]] = defaultdict(list)
-    for index, tx in enumerate(block.transactions):
-        by_kind[tx.kind].append((index, tx, tx.message()))
-    report.transactions_checked += len(block.transactions)
+    where: dict[str, int] = {}  # tx hash -> the height of its block
+    for block in group:
+        for index, tx in enumerate(block.transactions):
+            by_kind[tx.kind].append((index, tx, tx.message()))
+            where[tx.tx_hash] = block.height
+        report.transactions_checked += len(block.transactions)
+
+    def _compare(height: int, index: int | None, tx: Transaction | None, recorded: Message,
+                 replayed: Message) -> None:
+        _compare_at(where.get(tx.tx_hash, height) if tx else height, index, tx, recorded, replayed)
+
 
     orders = [msg for _, _, msg in by_kind["order"] if isinstance(msg, Order)]
     line_price: int | None = None
@@ -126,7 +141,8 @@ def _replay_block(block: Block, community: Community, awards_by_slot: dict[int, 
         if recorded is None:
             raise _Differs(ReplayDifference(height, None, None, f"slot {slot} has orders but no clearing"))
         _compare(height, index, tx, recorded, clearing)
-        _check_balance(height, index, tx, clearing, import_limit, export_limit)
+        _check_balance(where[tx.tx_hash] if tx else height, index, tx, clearing, import_limit,
+                       export_limit)
         replayed = {a.device: a for a in to_award_messages(outcome, t_s)}
         recorded_awards = {msg.device: (i, t, msg) for i, t, msg in by_kind["award"]
                            if isinstance(msg, Award)}
@@ -135,8 +151,8 @@ def _replay_block(block: Block, community: Community, awards_by_slot: dict[int, 
                 raise _Differs(ReplayDifference(height, None, None, f"award for {device} is missing"))
             i, t, msg = recorded_awards[device]
             if device not in replayed:
-                raise _Differs(ReplayDifference(height, i, t.tx_hash, f"award for {device}: no order "
-                                                "of its in this slot"))
+                what = f"award for {device}: no order of its in this slot"
+                raise _Differs(ReplayDifference(where[t.tx_hash], i, t.tx_hash, what))
             _compare(height, i, t, msg, replayed[device])
         awards_by_slot[slot] = replayed
         line_price, p2p = clearing.price_u_per_kwh, clearing.p2p_wh
@@ -148,7 +164,8 @@ def _replay_block(block: Block, community: Community, awards_by_slot: dict[int, 
             report.members[award.device].trade_u += award.amount_u
     elif by_kind["clearing"] or by_kind["award"]:
         index, tx, _ = (by_kind["clearing"] or by_kind["award"])[0]
-        raise _Differs(ReplayDifference(height, index, tx.tx_hash, "a clearing or award without orders"))
+        what = "a clearing or award without orders"
+        raise _Differs(ReplayDifference(where[tx.tx_hash], index, tx.tx_hash, what))
 
     settled = slot - SETTLEMENT_LAG_SLOTS
     reports = {msg.device: msg for _, _, msg in by_kind["report"] if isinstance(msg, MeterReport)}
@@ -181,7 +198,8 @@ def _replay_block(block: Block, community: Community, awards_by_slot: dict[int, 
             line.slots_settled += 1
     if recorded_settlements:
         device, (i, t, _) = next(iter(sorted(recorded_settlements.items())))
-        raise _Differs(ReplayDifference(height, i, t.tx_hash, f"settlement for {device}: nothing to settle"))
+        what = f"settlement for {device}: nothing to settle"
+        raise _Differs(ReplayDifference(where[t.tx_hash], i, t.tx_hash, what))
     report.slots.append(SlotLine(slot, len(orders), line_price, p2p, grid_import, grid_export, settled,
                                  bills))
 
@@ -192,8 +210,8 @@ def _with_reason(settlement: Settlement, reason: str) -> Settlement:
     return dataclasses.replace(settlement, reason=reason)
 
 
-def _compare(height: int, index: int | None, tx: Transaction | None, recorded: Message,
-             replayed: Message) -> None:
+def _compare_at(height: int, index: int | None, tx: Transaction | None, recorded: Message,
+                replayed: Message) -> None:
     """The first field where ``recorded`` (less its signature) differs from ``replayed``."""
     got = {k: v for k, v in message_dict(recorded).items() if k != "sig"}
     want = {k: v for k, v in message_dict(replayed).items() if k != "sig"}

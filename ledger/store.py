@@ -3,7 +3,10 @@
 Two tables. ``blocks`` holds one row per header (``height`` is the key; ``hash`` is
 the header hash, kept for lookups). ``transactions`` holds one row per transaction,
 keyed by ``(height, idx)``, with its ``kind``, its ``tx_hash`` and its ``body`` as
-canonical JSON text. ``PRAGMA user_version`` holds the schema version.
+canonical JSON text. ``PRAGMA user_version`` holds the schema version. Opening an
+older file for writing brings it up to date through the :data:`MIGRATIONS` (sqlite-utils
+table changes, one version at a time, each in a transaction); an older file opened
+read-only is read as it is, with the newer columns' defaults.
 
 Opening checks the file before anything is written: a file that is not SQLite, is
 truncated or corrupt, or has an unknown schema version raises :class:`StorageError`
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -30,9 +33,17 @@ from ledger.blocks import GENESIS_PREV, Block, header_hash
 from ledger.errors import ChainError, RecordError, StorageError, TransactionError
 from ledger.transactions import Transaction
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 HEADER_FIELDS = ("height", "prev_hash", "merkle_root", "slot", "t_s", "difficulty_bits", "nonce",
-                 "tx_count", "sig")
+                 "tx_count", "prev_mine_ms", "sig")
+
+
+def _add_prev_mine_ms(db: sqlite_utils.Database) -> None:
+    db.table("blocks").add_column("prev_mine_ms", int, not_null_default=0)
+
+
+# version -> the change that brings a file from the version before up to it
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {2: _add_prev_mine_ms}
 
 
 class LedgerStore:
@@ -69,6 +80,8 @@ class LedgerStore:
             self.db = sqlite_utils.Database(conn)
             if version == 0:
                 self._create()
+            elif writable and version < SCHEMA_VERSION:
+                self._migrate(version)
         except StorageError:
             conn.close()
             raise
@@ -80,7 +93,8 @@ class LedgerStore:
         with self.db.atomic():
             self.db.table("blocks").create(
                 {"height": int, "hash": str, "prev_hash": str, "merkle_root": str, "slot": int,
-                 "t_s": int, "difficulty_bits": int, "nonce": int, "tx_count": int, "sig": str},
+                 "t_s": int, "difficulty_bits": int, "nonce": int, "tx_count": int, "prev_mine_ms": int,
+                 "sig": str},
                 pk="height",
             )
             self.db.table("transactions").create(
@@ -90,6 +104,12 @@ class LedgerStore:
             )
             self.db.table("transactions").create_index(["tx_hash"])
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _migrate(self, version: int) -> None:
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self.db.atomic():
+                MIGRATIONS[target](self.db)
+                self.db.execute(f"PRAGMA user_version={target}")
 
     # -- reading ----------------------------------------------------------------
 
@@ -190,7 +210,7 @@ def _check_file(conn: sqlite3.Connection, path: Path) -> int:
             raise StorageError(f"{path}: not a gridmesh ledger (it has other tables: "
                                f"{', '.join(sorted(tables))})")
         return 0
-    if version != SCHEMA_VERSION:
+    if version > SCHEMA_VERSION:
         raise StorageError(f"{path}: unknown ledger schema version {version} "
                            f"(this build reads version {SCHEMA_VERSION})")
     missing = {"blocks", "transactions"} - tables
@@ -201,7 +221,7 @@ def _check_file(conn: sqlite3.Connection, path: Path) -> int:
 
 def _header(row: dict[str, Any]) -> BlockHeader:
     """A header from its row; the row's types and bounds are checked like a message's."""
-    fields = {name: row[name] for name in HEADER_FIELDS}
+    fields = {name: row.get(name, 0) for name in HEADER_FIELDS}  # a version-1 file has no prev_mine_ms
     try:
         return from_dict(BlockHeader, fields)
     except SchemaError as exc:

@@ -1,11 +1,13 @@
 """The audit: replay a chain and check everything that makes it trustworthy.
 
 For every block, in order: the header fits its schema; heights run 0, 1, 2, ...;
-each block links to the hash of the one before; slots increase; the declared
-transaction count holds; the difficulty is the community's; the proof of work meets
-it; the header is signed by the coordinator; every transaction decodes, is in
-canonical form and is signed by whoever must sign it; the transactions are in
-canonical order (by kind, then hash); and the Merkle root covers exactly these transactions.
+each block links to the hash of the one before; slots increase (a block may repeat the
+slot of a full block before it: the overflow of that slot, continuing its canonical
+order); the declared transaction count holds and stays within the community's cap; the
+difficulty is the one :mod:`ledger.difficulty` requires; the proof of work meets it;
+the header is signed by the coordinator; every transaction decodes, is in canonical form
+and is signed by whoever must sign it; the transactions are in canonical order (by
+kind, then hash); and the Merkle root covers exactly these transactions.
 
 The genesis block is the trust anchor: it must hold exactly one ``community``
 transaction, whose members' keys check ``order`` and ``report`` signatures and whose
@@ -18,6 +20,7 @@ The audit stops at the first problem and names its block and transaction.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 from collections import Counter
@@ -30,6 +33,7 @@ from broker.identity import Verifier
 from broker.messages import BlockHeader, Message, message_dict
 from broker.schema import SchemaError, check_bounds, to_dict
 from ledger.blocks import GENESIS_PREV, GENESIS_SLOT, Block, header_hash, tx_root
+from ledger.difficulty import required_bits, window_size
 from ledger.errors import RecordError, TransactionError
 from ledger.pow import header_digest, leading_zero_bits
 from ledger.transactions import COMMUNITY, DEVICE_SIGNED, Transaction, sort_key
@@ -99,13 +103,15 @@ MAX_CLOCK_SKEW_S = 300  # how far ahead of the auditor's clock a block's time ma
 
 
 def verify_chain(
-    blocks: Iterable[Block], *, after: tuple[Block, BlockHeader] | None = None, now_s: int | None = None
+    blocks: Iterable[Block], *, after: tuple[Block, Block, list[BlockHeader]] | None = None,
+    now_s: int | None = None,
 ) -> AuditSummary | AuditFailure:
     """Audit ``blocks`` (from height 0); the summary, or the first failure.
 
-    With ``after=(genesis, previous_header)`` it audits a segment that continues the
-    chain after ``previous_header``, trusting the genesis block's community, so that
-    segments can be checked in parallel and joined with :func:`join_segments`.
+    With ``after=(genesis, previous_block, window)`` it audits a segment that continues
+    the chain after ``previous_block`` (``window``: the headers up to it that the
+    difficulty depends on), trusting the genesis block's community, so that segments can
+    be checked in parallel and joined with :func:`join_segments`.
 
     With ``now_s`` (the auditor's clock), a block whose time lies more than
     :data:`MAX_CLOCK_SKEW_S` after it is a block from the future, and fails.
@@ -117,23 +123,29 @@ def verify_chain(
     counts: Counter[str] = Counter()
     anchor: _Anchor | None = None
     prev: BlockHeader | None = None
+    prev_block: Block | None = None
+    window: collections.deque[BlockHeader] = collections.deque()
     first_slot: int | None = None
     try:
         if after is not None:
-            anchor, prev = _check_genesis(after[0], verifier), after[1]
+            anchor, prev_block = _check_genesis(after[0], verifier), after[1]
+            prev = prev_block.header
+            window = collections.deque(after[2], maxlen=window_size(anchor.community.ledger))
         for block in blocks:
             if now_s is not None and block.header.t_s > now_s + MAX_CLOCK_SKEW_S:
                 raise _fail(block.height, f"a block from the future: its time {block.header.t_s} is "
                             f"after the audit's clock {now_s}")
             if anchor is None:
                 anchor = _check_genesis(block, verifier)
+                window = collections.deque(maxlen=window_size(anchor.community.ledger))
             else:
-                assert prev is not None
-                _check_block(block, prev, anchor, verifier)
+                assert prev is not None and prev_block is not None
+                _check_block(block, prev_block, anchor, verifier, list(window))
                 if first_slot is None:
                     first_slot = block.header.slot
             counts.update(tx.kind for tx in block.transactions)
-            prev = block.header
+            prev, prev_block = block.header, block
+            window.append(block.header)
     except _Stop as stop:
         return stop.failure
     except RecordError as exc:
@@ -192,20 +204,30 @@ def _check_genesis(block: Block, verifier: Verifier) -> _Anchor:
     if not community.coordinator_key:
         raise _fail(height, "the community names no coordinator_key to check signatures with", 0, tx)
     anchor = _Anchor(community, {m.id: m.public_key for m in community.members})
-    _check_sealing(block, anchor, verifier)
+    _check_sealing(block, anchor, verifier, community.ledger.difficulty_bits)
     _check_root(block)
     return anchor
 
 
-def _check_block(block: Block, prev: BlockHeader, anchor: _Anchor, verifier: Verifier) -> None:
-    header, height = block.header, block.header.height
+def _check_block(block: Block, prev_block: Block, anchor: _Anchor, verifier: Verifier,
+                 window: list[BlockHeader]) -> None:
+    header, height, prev = block.header, block.header.height, prev_block.header
+    rules = anchor.community.ledger
     _check_linkage(block, expected_height=prev.height + 1, prev_hash=header_hash(prev))
-    if header.slot <= prev.slot:
+    if header.tx_count > rules.max_tx_per_block:
+        raise _fail(height, f"{header.tx_count} transactions, over the community's cap of "
+                    f"{rules.max_tx_per_block} per block")
+    overflow = prev.height > 0 and prev.tx_count == rules.max_tx_per_block
+    if header.slot < prev.slot or (header.slot == prev.slot and not overflow):
         raise _fail(height, f"slot {header.slot} does not follow the previous block's slot {prev.slot}")
-    _check_sealing(block, anchor, verifier)
+    _check_sealing(block, anchor, verifier, required_bits(rules, window, height))
     for index, tx in enumerate(block.transactions):
         _check_transaction(height, index, tx, anchor, verifier)
     _check_order(block)
+    if (header.slot == prev.slot and block.transactions and prev_block.transactions
+            and sort_key(block.transactions[0]) <= sort_key(prev_block.transactions[-1])):
+            raise _fail(height, "the overflow of a slot does not continue its canonical order", 0,
+                        block.transactions[0])
     _check_root(block)
 
 
@@ -230,13 +252,12 @@ def _check_linkage(block: Block, expected_height: int, prev_hash: str) -> None:
                     declared, block.transactions[declared])
 
 
-def _check_sealing(block: Block, anchor: _Anchor, verifier: Verifier) -> None:
+def _check_sealing(block: Block, anchor: _Anchor, verifier: Verifier, required: int) -> None:
     """Difficulty, proof of work and the coordinator's header signature."""
     header, height = block.header, block.header.height
-    required = anchor.community.ledger.difficulty_bits
     if header.difficulty_bits != required:
         raise _fail(height, f"difficulty {header.difficulty_bits} bits differs from the "
-                    f"community's {required}")
+                    f"{required} the community's rules require")
     zeros = leading_zero_bits(header_digest(header))
     if zeros < required:
         raise _fail(height, f"proof of work fails: hash has {zeros} leading zero bits, needs {required}")

@@ -276,3 +276,14 @@ def test_time_of_use_and_dynamic_prices_reach_the_settlements(tmp_path: Path) ->
                  str(tmp_path / "dynamic"), "--json"]) == 0
     billed = rows(tmp_path / "dynamic" / "results.db", sql)
     assert [bill * 1000 // metered for _, metered, bill in billed] == [300_000] * 2 + [210_000] * 2  # type: ignore[operator]
+
+
+def test_slots_beyond_the_block_cap_overflow_and_still_audit_and_replay(tmp_path: Path) -> None:
+    config = tmp_path / "cap.yaml"
+    config.write_text("community:\n  ledger: {max_tx_per_block: 10}\ntestbed:\n  households: 8\n"
+                      "  slots: 4\n  start: 2016-06-06T10:00\n")
+    out = tmp_path / "run"
+    assert main(["testbed", "--config", str(config), "--out", str(out), "--json"]) == 0  # 1 if either failed
+    slots = [s for (s,) in rows(out / "ledger.db", "SELECT slot FROM blocks WHERE height > 0")]
+    assert len(slots) > len(set(slots))  # some slot took more than one block
+    assert max(c for (c,) in rows(out / "ledger.db", "SELECT tx_count FROM blocks")) == 10  # type: ignore[type-var]

@@ -193,7 +193,7 @@ def test_replaced_transaction_signature(ledger_path: Path) -> None:
 def test_changed_difficulty(ledger_path: Path) -> None:
     execute(ledger_path, "UPDATE blocks SET difficulty_bits = 2 WHERE height = 2")
     assert failure(ledger_path) == AuditFailure(
-        2, None, None, f"difficulty 2 bits differs from the community's {DIFFICULTY}"
+        2, None, None, f"difficulty 2 bits differs from the {DIFFICULTY} the community's rules require"
     )
 
 
@@ -202,7 +202,7 @@ def test_lowered_difficulty_in_the_genesis_community(ledger_path: Path) -> None:
     body["ledger"]["difficulty_bits"] = 1
     rewrite_body(ledger_path, 0, 0, body, update_hash=True)
     assert failure(ledger_path) == AuditFailure(
-        0, None, None, f"difficulty {DIFFICULTY} bits differs from the community's 1"
+        0, None, None, f"difficulty {DIFFICULTY} bits differs from the 1 the community's rules require"
     )
 
 

@@ -78,7 +78,7 @@ def test_audit_of_an_unknown_version_exits_2(ledger_path: Path, capsys: pytest.C
     conn.close()
     assert run("ledger", "audit", str(ledger_path)) == 2
     assert capsys.readouterr().err == (
-        f"gridmesh ledger: {ledger_path}: unknown ledger schema version 7 (this build reads version 1)\n"
+        f"gridmesh ledger: {ledger_path}: unknown ledger schema version 7 (this build reads version 2)\n"
     )
 
 

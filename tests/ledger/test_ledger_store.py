@@ -46,7 +46,7 @@ def test_schema_version_and_tables(ledger_path: Path) -> None:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         columns = [row[1] for row in conn.execute("PRAGMA table_info(blocks)")]
         assert columns == ["height", "hash", "prev_hash", "merkle_root", "slot", "t_s",
-                           "difficulty_bits", "nonce", "tx_count", "sig"]
+                           "difficulty_bits", "nonce", "tx_count", "prev_mine_ms", "sig"]
         tx_columns = [row[1] for row in conn.execute("PRAGMA table_info(transactions)")]
         assert tx_columns == ["height", "idx", "tx_hash", "kind", "body"]
         count = conn.execute("SELECT count(*) FROM transactions WHERE height = 3").fetchone()[0]
@@ -70,7 +70,7 @@ def test_a_reopened_store_continues_the_chain(tmp_path: Path) -> None:
     with LedgerStore(path) as store:
         writer = LedgerWriter(store, COORDINATOR, DIFFICULTY)
         writer.genesis(to_dict(make_community()), GENESIS_T_S + 99)
-        header = writer.seal(*plan[1])
+        [header] = writer.seal(*plan[1])
         assert header.height == 2
         assert store.head() == header
 
@@ -115,7 +115,8 @@ def test_genesis_checks_key_difficulty_and_schema(tmp_path: Path) -> None:
         with pytest.raises(ChainError, match="coordinator_key is not the signer's public key"):
             intruder.genesis(to_dict(make_community()), GENESIS_T_S)
         easy = LedgerWriter(store, COORDINATOR, DIFFICULTY - 1)
-        with pytest.raises(ChainError, match="difficulty_bits is 6, the writer mines at 5"):
+        with pytest.raises(ChainError, match=r"its ledger rules LedgerRules\(difficulty_bits=6.* are not "
+                                             r"the writer's LedgerRules\(difficulty_bits=5"):
             easy.genesis(to_dict(make_community()), GENESIS_T_S)
         writer = LedgerWriter(store, COORDINATOR, DIFFICULTY)
         with pytest.raises(ChainError, match="genesis community: colour: unknown key"):
@@ -131,8 +132,8 @@ def test_seal_needs_genesis_and_is_idempotent_per_slot(tmp_path: Path) -> None:
             writer.seal(*plan[0])
         writer.genesis(to_dict(make_community()), GENESIS_T_S)
         slot, t_s, txs = plan[0]
-        first = writer.seal(slot, t_s, txs)
-        assert writer.seal(slot, t_s, list(reversed(txs))) == first
+        [first] = writer.seal(slot, t_s, txs)
+        assert writer.seal(slot, t_s, list(reversed(txs))) == (first,)
         with pytest.raises(ChainError, match=f"slot {slot} is already sealed with other transactions"):
             writer.seal(slot, t_s, txs[:-1])
         with pytest.raises(ChainError, match="does not follow the head's slot"):
@@ -172,7 +173,7 @@ def test_an_unknown_schema_version_is_refused(ledger_path: Path) -> None:
     conn = sqlite3.connect(ledger_path)
     conn.execute("PRAGMA user_version=99")
     conn.close()
-    expected = r"unknown ledger schema version 99 \(this build reads version 1\)"
+    expected = r"unknown ledger schema version 99 \(this build reads version 2\)"
     for opener in (LedgerStore, LedgerStore.open_readonly):
         with pytest.raises(StorageError, match=expected):
             opener(ledger_path)
@@ -211,3 +212,22 @@ def test_transaction_rows_record_hash_and_canonical_body(ledger_path: Path) -> N
         assert row["tx_hash"] == tx.tx_hash
         assert row["kind"] == tx.kind
         assert Transaction(row["kind"], json.loads(row["body"])) == tx
+
+
+def test_a_version_1_file_is_read_as_it_is_and_migrated_when_opened_for_writing(ledger_path: Path) -> None:
+    conn = sqlite3.connect(ledger_path)  # make it a version-1 file: the column did not exist
+    with conn:
+        conn.execute("ALTER TABLE blocks DROP COLUMN prev_mine_ms")
+        conn.execute("PRAGMA user_version=1")
+    conn.close()
+    with LedgerStore.open_readonly(ledger_path) as store:
+        old = list(store.blocks())
+    assert old and all(b.header.prev_mine_ms == 0 for b in old)
+    with LedgerStore(ledger_path) as store:
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert [b.header for b in store.blocks()] == [b.header for b in old]
+    conn = sqlite3.connect(ledger_path)
+    try:
+        assert "prev_mine_ms" in [row[1] for row in conn.execute("PRAGMA table_info(blocks)")]
+    finally:
+        conn.close()
