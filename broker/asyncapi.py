@@ -23,11 +23,13 @@ from broker.messages import (
     GRID,
     SCHEMA_VERSION,
     Award,
+    BlockData,
     BlockHeader,
     Clearing,
     ClockAck,
     ClockTick,
     FaultCommand,
+    LedgerTx,
     Message,
     MeterReport,
     Order,
@@ -37,6 +39,7 @@ from broker.messages import (
     Step,
     Telemetry,
     Trade,
+    encode,
     message_dict,
 )
 from broker.schema import Bounds
@@ -79,6 +82,9 @@ CHANNELS = (
             False, "The public outcome of a slot's auction: price, volumes, trades."),
     Channel("block", "gm/v1/{community}/ledger/block", BlockHeader, "coordinator", "members, replicas",
             1, False, "The header of each mined ledger block."),
+    Channel("blockdata", "gm/v1/{community}/ledger/data", BlockData, "coordinator", "replicas", 1, False,
+            "Each whole block (header and transactions as canonical JSON) for replicas to verify "
+            "and store."),
     Channel("tick", "gm/v1/{community}/clock/tick", ClockTick, "clock master", "every participant", 1,
             False, "Virtual clock: a slot start (or the last tick); every participant acknowledges."),
     Channel("gate", "gm/v1/{community}/clock/gate", ClockTick, "clock master", "coordinator", 1, False,
@@ -119,6 +125,9 @@ def examples() -> dict[str, Message]:
         "tick": ClockTick(12, T_S, False),
         "ack": ClockAck("h001", 12),
         "fault": FaultCommand("h001", "meter", "timeout", T_S),
+        "blockdata": BlockData(
+            boss.sign(BlockHeader(5, "00" * 32, "ab" * 32, SLOT + 1, T_S + 600, 12, 1_024, 1)),
+            (LedgerTx("order", encode(order).decode()),)),
     }
 
 

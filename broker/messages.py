@@ -250,6 +250,24 @@ class ClockAck(Message):
     seq: int = bounded(min=0)
 
 
+@dataclass(frozen=True)
+class LedgerTx:
+    """One ledger transaction as carried on the bus: its kind and its canonical JSON body."""
+
+    kind: str = bounded(max_len=20)
+    body: str = bounded(max_len=1_000_000)
+
+
+@dataclass(frozen=True)
+class BlockData(Message):
+    """A whole block for replicas: the signed header and every transaction. Not signed
+    itself: a replica checks the header's signature, proof of work and Merkle root."""
+
+    TYPE: ClassVar[str] = "blockdata"
+    header: BlockHeader
+    transactions: tuple[LedgerTx, ...] = ()
+
+
 FAULT_DEVICES = ("meter", "inverter", "battery")
 FAULT_KINDS = ("timeout", "slow", "busy", "failure", "frozen", "counter_reset", "dropped", "none")
 
@@ -273,7 +291,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (
         Status, Telemetry, Order, Result, Clearing, Award,
-        MeterReport, Settlement, BlockHeader, ClockTick, ClockAck, FaultCommand,
+        MeterReport, Settlement, BlockHeader, ClockTick, ClockAck, FaultCommand, BlockData,
     )
 }
 

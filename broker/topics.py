@@ -3,6 +3,7 @@
     gm/v1/{c}/dev/{device}/{kind}   kind: status telemetry order report result award settlement
     gm/v1/{c}/market/clearing       public clearing results
     gm/v1/{c}/ledger/block          block headers
+    gm/v1/{c}/ledger/data           whole blocks, for replicas
     gm/v1/{c}/clock/tick            virtual clock ticks for everyone (slot starts, the last)
     gm/v1/{c}/clock/gate            virtual clock ticks for the market alone (gate closures)
     gm/v1/{c}/clock/ack/{name}      acknowledgements of ticks
@@ -25,7 +26,7 @@ TYPE_OF_KIND = {
     "status": "status", "telemetry": "telemetry", "order": "order", "report": "report",
     "result": "result", "award": "award", "settlement": "settlement",
     "clearing": "clearing", "block": "block", "tick": "tick", "gate": "tick", "ack": "ack",
-    "fault": "fault",
+    "fault": "fault", "blockdata": "blockdata",
 }
 
 
@@ -70,6 +71,10 @@ class Topics:
     @property
     def block(self) -> str:
         return f"{self.root}/ledger/block"
+
+    @property
+    def block_data(self) -> str:
+        return f"{self.root}/ledger/data"
 
     @property
     def tick(self) -> str:
@@ -117,6 +122,8 @@ def parse_topic(topic: str) -> ParsedTopic:
         return ParsedTopic(community, "clearing", None)
     if rest == ["ledger", "block"]:
         return ParsedTopic(community, "block", None)
+    if rest == ["ledger", "data"]:
+        return ParsedTopic(community, "blockdata", None)
     if rest == ["clock", "tick"]:
         return ParsedTopic(community, "tick", None)
     if rest == ["clock", "gate"]:

@@ -33,6 +33,7 @@ from coordinator.intake import Intake, Verdict
 from coordinator.settlement import SETTLEMENT_LAG_SLOTS, Terms, settle_slot
 from coordinator.standing import Standing
 from coordinator.store import CoordinatorStore
+from ledger.blocks import block_data
 from ledger.transactions import Transaction
 from ledger.writer import LedgerWriter
 
@@ -68,6 +69,7 @@ class Coordinator:
         for settlement in store.settlements():  # the same standing as before a restart
             self.standing.record(settlement, settlement.slot + SETTLEMENT_LAG_SLOTS)
         self.intake.standing = self.standing
+        self._genesis_sent = False
         cleared = self.intake.cleared_through
         self.next_gate_slot: int | None = cleared + 1 if cleared >= 0 else None
 
@@ -220,4 +222,11 @@ class Coordinator:
         out.extend(Outgoing(self.topics.device(a.device, "award"), a) for a in awards)
         out.extend(Outgoing(self.topics.device(s.device, "settlement"), s) for s in settlements)
         out.extend(Outgoing(self.topics.block, header, retain=True) for header in headers)
+        if headers:
+            if not self._genesis_sent:  # once per process: replicas start from it
+                genesis = self.ledger.store.block(0)
+                if genesis is not None:
+                    out.append(Outgoing(self.topics.block_data, block_data(genesis)))
+                self._genesis_sent = True
+            out.extend(Outgoing(self.topics.block_data, block_data(b)) for b in self.ledger.last_sealed)
         return out

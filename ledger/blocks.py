@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from broker.identity import Identity
-from broker.messages import BlockHeader
+from broker.messages import BlockData, BlockHeader, LedgerTx
 from ledger.errors import ChainError
 from ledger.merkle import merkle_root
 from ledger.pow import header_digest, mine
@@ -85,3 +85,27 @@ def build_block(
         prev_mine_ms=prev_mine_ms,
     )
     return Block(signer.sign(mine(header)), ordered)
+
+
+def block_data(block: Block) -> BlockData:
+    """The block as it travels to replicas."""
+    return BlockData(block.header, tuple(LedgerTx(tx.kind, tx.body_encoded.decode("utf-8"))
+                                         for tx in block.transactions))
+
+
+def from_block_data(data: BlockData) -> Block:
+    """The block a replica received; ValueError (or TransactionError) if a body is not a
+    canonical JSON object of integers."""
+    import json
+
+    def no_float(text: str) -> object:
+        raise ValueError(f"number {text} is not an integer")
+
+    transactions = []
+    for index, tx in enumerate(data.transactions):
+        body = json.loads(tx.body, parse_float=no_float, parse_constant=no_float)
+        made = Transaction(tx.kind, body)
+        if made.body_encoded.decode("utf-8") != tx.body:
+            raise ValueError(f"transaction {index}: body is not in canonical form")
+        transactions.append(made)
+    return Block(data.header, tuple(transactions))

@@ -76,6 +76,24 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     which.add_argument("--member", metavar="ID", help="a member's statement: orders, awards, bills")
     show.set_defaults(handler=run_show)
 
+    follow = verbs.add_parser(
+        "follow", help="run a replica: verify and store every block published on the bus",
+        description="Follow a community's blocks on the bus, verify each against this replica's "
+        "own chain before storing it, refuse any that does not verify, and catch up after being "
+        "offline (a persistent MQTT session under a stable client id).",
+        epilog=FOLLOW_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    follow.add_argument("path", type=Path, metavar="PATH", help="the replica's ledger file")
+    where = follow.add_mutually_exclusive_group(required=True)
+    where.add_argument("--broker", help="HOST:PORT of the community's broker")
+    where.add_argument("--run", type=Path, help="a running testbed's output folder (its broker)")
+    follow.add_argument("--community", help="community id with --broker (default demo)")
+    follow.add_argument("--id", default="replica", help="this replica's name and session (default replica)")
+    follow.add_argument("--coordinator-key", default="",
+                        help="refuse a genesis block naming another coordinator key (hex)")
+    follow.add_argument("--until-height", type=int, help="stop once this height is stored")
+    follow.set_defaults(handler=run_follow)
+
     proof = verbs.add_parser(
         "proof", help="print and check the Merkle inclusion proof of one transaction",
         description="Find a transaction by its hash (or a unique prefix of at least 8 hex digits), "
@@ -85,6 +103,12 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     proof.add_argument("path", type=Path, metavar="PATH", help="the ledger file (ledger.db)")
     proof.add_argument("tx", metavar="TX", help="the transaction's hash or a prefix of it")
     proof.set_defaults(handler=run_proof)
+
+
+FOLLOW_EXAMPLE = """examples:
+  gridmesh ledger follow replica.db --broker 192.168.1.10:1883 --community demo --id replica-1
+  gridmesh ledger follow replica.db --run runs/20h-96s-seed1 --until-height 97
+"""
 
 
 def _positive(text: str) -> int:
@@ -216,6 +240,32 @@ def _statement(store: LedgerStore, member: str, path: Path) -> int:
     print(f"bought {totals['bought']} Wh, sold {totals['sold']} Wh, traded {totals['traded'] / 1e6:+.4f}, "
           f"billed {totals['billed'] / 1e6:+.4f}")
     return 0
+
+
+def run_follow(args: argparse.Namespace) -> int:
+    from broker.topics import NAME, TopicError, Topics
+    from gridmesh import aio
+    from gridmesh.endpoints import target
+    from ledger.follow import follow
+    from ledger.replica import Replica
+
+    if not NAME.fullmatch(args.id):
+        raise UsageError(f"--id: {args.id!r} must match {NAME.pattern}")
+    endpoint, community = target(args)
+    try:
+        Topics(community)
+    except TopicError as exc:
+        raise UsageError(f"--community: {exc}") from None
+    try:
+        store = LedgerStore(args.path)
+    except LedgerError as exc:
+        raise UsageError(str(exc)) from None
+    with store:
+        replica = Replica(store, args.coordinator_key)
+        aio.run(follow(replica, endpoint, community, args.id, args.until_height))
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(replica.counts.items())) or "nothing received"
+        print(f"{args.id}: height {replica.height}; {counts}")
+    return 1 if replica.refusals else 0
 
 
 def run_proof(args: argparse.Namespace) -> int:

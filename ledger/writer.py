@@ -39,6 +39,7 @@ class LedgerWriter:
         self.store = store
         self.signer = signer
         self.rules = rules if isinstance(rules, LedgerRules) else LedgerRules(difficulty_bits=rules)
+        self.last_sealed: tuple[Block, ...] = ()  # the blocks the last seal() wrote
         self._timer = timer
         head = store.head()
         self._last_mine_ms = head.prev_mine_ms if head is not None else 0  # after a restart: a guess
@@ -78,18 +79,20 @@ class LedgerWriter:
         if head.height > 0 and head.slot == slot:
             sealed = self._slot_blocks(head)
             if tuple(tx for b in sealed for tx in b.transactions) == ordered:
+                self.last_sealed = tuple(sealed)
                 return tuple(b.header for b in sealed)
             raise ChainError(f"slot {slot} is already sealed with other transactions")
         cap = self.rules.max_tx_per_block
         chunks = [ordered[i:i + cap] for i in range(0, len(ordered), cap)] or [()]
-        headers: list[BlockHeader] = []
+        blocks: list[Block] = []
         prev = head
         for index, chunk in enumerate(chunks):
             block = self._mine(prev, slot, t_s, chunk, continuation=index > 0)
             self.store.append(block)
-            headers.append(block.header)
+            blocks.append(block)
             prev = block.header
-        return tuple(headers)
+        self.last_sealed = tuple(blocks)
+        return tuple(b.header for b in blocks)
 
     def _mine(self, prev: BlockHeader, slot: int, t_s: int, txs: Sequence[Transaction],
               continuation: bool) -> Block:

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from ledger.parallel_audit import audit_file
     from ledger.replay import ReplayDifference, replay_chain
     from ledger.store import LedgerStore
-    from ledger.verify import AuditFailure
+    from ledger.verify import AuditFailure, AuditSummary
 
     audit = audit_file(out / "ledger.db")
     failed = isinstance(audit, AuditFailure)
@@ -91,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
             replayed = replay_chain(store.blocks())
         if isinstance(replayed, ReplayDifference):
             failed, problem = True, f"replay: {replayed}"
+        elif isinstance(audit, AuditSummary) and any(h != audit.head_hash
+                                                     for h in artifacts.replicas.values()):
+            failed, problem = True, f"replicas disagree with the coordinator's head: {artifacts.replicas}"
     baseline = baseline_bills(artifacts.households, artifacts.profiles, artifacts.community,
                               artifacts.first_slot, tb.slots)
     tables = build_tables(artifacts.records, artifacts.households, artifacts.community,
@@ -114,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("\n".join(summary.lines()))
         print(f"ledger audit      {'FAILED: ' + problem if failed else 'passed, market and bills replayed'}")
+        if artifacts.replicas and not failed:
+            print(f"replicas          {len(artifacts.replicas)}, each verified every block and holds the "
+                  "coordinator's head")
         if comparison is not None:
             print("\n".join(comparison.lines()))
         print(f"results           {out}/results.db, {out}/*.csv, {out}/ledger.db")

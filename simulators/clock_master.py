@@ -38,10 +38,12 @@ class ClockMaster:
         participants: Sequence[str],
         market: str,
         ack_timeout_s: float = 60.0,
+        observers: Sequence[str] = (),
     ) -> None:
         self.bus = bus
         self.topics = topics
         self.participants = frozenset(participants)
+        self.observers = frozenset(observers)  # must be online before the first tick; never ack
         self.market = market
         self._expected = self.participants
         self.ack_timeout_s = ack_timeout_s
@@ -66,12 +68,12 @@ class ClockMaster:
             msg = decode(received.payload)
         except (TopicError, PayloadError):
             return
-        if isinstance(msg, Status) and parsed.name in self.participants:
+        if isinstance(msg, Status) and parsed.name in self.participants | self.observers:
             if msg.state == "online":
                 self._online.add(parsed.name)
             else:
                 self._online.discard(parsed.name)
-            if self._online >= self.participants:
+            if self._online >= self.participants | self.observers:
                 self._all_online.set()
         elif isinstance(msg, ClockAck):
             if msg.seq != self._seq:
@@ -87,7 +89,7 @@ class ClockMaster:
         try:
             await asyncio.wait_for(self._all_online.wait(), timeout_s)
         except TimeoutError:
-            missing = sorted(self.participants - self._online)
+            missing = sorted((self.participants | self.observers) - self._online)
             raise ClockStalled(
                 f"{len(missing)} participant(s) did not come online within {timeout_s:.0f} s: "
                 f"{', '.join(missing[:10])}"

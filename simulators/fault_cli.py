@@ -9,15 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from broker.bus import BusError, Endpoint, connect
 from broker.community import Community
 from broker.messages import FAULT_DEVICES, FAULT_KINDS, FaultCommand
 from broker.schema import SchemaError, check_bounds
-from broker.topics import NAME, Topics
+from broker.topics import Topics
 from gridmesh import aio
 from gridmesh.cli import UsageError
+from gridmesh.endpoints import target
 
 EXAMPLE = """examples:
   gridmesh fault --run runs/20h-96s-seed1 h003 meter timeout     # a running testbed
@@ -57,28 +56,6 @@ def command_from_args(args: argparse.Namespace) -> FaultCommand:
     except SchemaError as exc:
         raise UsageError(str(exc)) from None
     return command
-
-
-def target(args: argparse.Namespace) -> tuple[Endpoint, str]:
-    """(broker, community id) from --run or --broker/--community."""
-    if args.run is not None:
-        if args.community:
-            raise UsageError("--community: not with --run (the run's configuration names it)")
-        config_dir = args.run / "config"
-        try:
-            coordinator = yaml.safe_load((config_dir / "coordinator.yaml").read_text())
-            community = yaml.safe_load((config_dir / "community.yaml").read_text())
-            broker, community_id = coordinator["coordinator"]["broker"], community["id"]
-        except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
-            raise UsageError(f"--run: {args.run} holds no testbed configuration ({exc})") from None
-    else:
-        broker, community_id = args.broker, args.community or Community().id
-        if not NAME.fullmatch(community_id):
-            raise UsageError(f"--community: {community_id!r} must match {NAME.pattern}")
-    try:
-        return Endpoint.parse(str(broker)), str(community_id)
-    except ValueError as exc:
-        raise UsageError(f"--broker: {exc}") from None
 
 
 async def publish(endpoint: Endpoint, community: str, command: FaultCommand) -> None:

@@ -24,8 +24,12 @@ from broker.bus import Endpoint, connect
 from broker.community import Community, Member
 from broker.identity import Identity
 from broker.launcher import BrokerHandle, start_broker
+from broker.messages import BlockHeader
 from broker.schema import to_dict
 from broker.topics import Topics
+from ledger.blocks import header_hash
+from ledger.errors import LedgerError
+from ledger.store import LedgerStore
 from simulators.clock_master import ClockMaster, tick_times
 from simulators.device_farm import (
     BATTERY_UNIT,
@@ -59,6 +63,7 @@ class RunArtifacts:
     records: list[StepRecord] = field(default_factory=list)
     broker_kind: str = ""
     wall_s: float = 0.0
+    replicas: dict[str, str] = field(default_factory=dict)  # replica -> its head hash
 
 
 def prepare_out_dir(out: Path) -> None:
@@ -208,6 +213,14 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
             out, community, coordinator_id, identities, households, farm, endpoint,
             first_slot + tb.slots - 1,
         )
+        replicas: list[tuple[str, asyncio.subprocess.Process, Path]] = []
+        for index in range(1, tb.replicas + 1):
+            name, log_path = f"r{index}", logs / f"replica-r{index}.log"
+            (out / "replicas").mkdir(exist_ok=True)
+            replicas.append((name, await _spawn(
+                ["ledger", "follow", str(out / "replicas" / f"{name}.db"), "--broker", str(endpoint),
+                 "--community", community.id, "--id", name, "--coordinator-key",
+                 coordinator_id.public_key_hex], log_path), log_path))
         log_path = logs / "coordinator.log"
         processes.append(("coordinator", await _spawn(
             ["coordinator", "--config", str(coordinator_file)], log_path), log_path))
@@ -224,7 +237,8 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
         inbox = FaultInbox()  # faults commanded at run time (gridmesh fault --run OUT ...)
         async with connect(endpoint, f"{community.id}-clock", persistent=False) as bus, \
                 connect(endpoint, f"{community.id}-faults", persistent=False) as fault_bus:
-            master = ClockMaster(bus, topics, participants, community.coordinator_id)
+            master = ClockMaster(bus, topics, participants, community.coordinator_id,
+                                 observers=[name for name, _, _ in replicas])
             listener = asyncio.create_task(master.listen())
             fault_listener = asyncio.create_task(listen(fault_bus, topics, inbox.receive))
             watchdog = asyncio.create_task(_watch(processes))
@@ -258,8 +272,9 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
                 raise TestbedError(f"{name} did not stop after the last tick") from None
             if code != 0:
                 raise TestbedError(f"{name} exited with code {code}:\n{_tail(log_path)}")
+        artifacts.replicas = await _stop_replicas(replicas, out)
     finally:
-        for _, process, _ in processes:
+        for _, process, _ in [*processes, *replicas]:
             if process.returncode is None:
                 process.kill()
                 await process.wait()
@@ -267,6 +282,45 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
         broker.stop()
     artifacts.wall_s = time.monotonic() - started
     return artifacts
+
+
+async def _stop_replicas(
+    replicas: list[tuple[str, asyncio.subprocess.Process, Path]], out: Path, timeout_s: float = 30.0
+) -> dict[str, str]:
+    """Wait until every replica holds the coordinator's head, stop it, and return each one's
+    head hash; TestbedError if one refused a block or fell behind."""
+    if not replicas:
+        return {}
+    with LedgerStore.open_readonly(out / "ledger.db") as store:
+        head = store.head()
+    target = -1 if head is None else head.height
+    heads: dict[str, str] = {}
+    deadline = time.monotonic() + timeout_s
+    for name, process, log_path in replicas:
+        path = out / "replicas" / f"{name}.db"
+        while True:
+            held = _replica_head(path)
+            if held is not None and held.height >= target:
+                heads[name] = header_hash(held)
+                break
+            if process.returncode is not None or time.monotonic() > deadline:
+                raise TestbedError(f"replica {name} stopped at height {held.height if held else -1} of "
+                                   f"{target}:\n{_tail(log_path)}")
+            await asyncio.sleep(0.1)
+        process.terminate()
+        if await asyncio.wait_for(process.wait(), 30) != 0:
+            raise TestbedError(f"replica {name} refused blocks:\n{_tail(log_path)}")
+    return heads
+
+
+def _replica_head(path: Path) -> BlockHeader | None:
+    if not path.exists():
+        return None
+    try:
+        with LedgerStore.open_readonly(path) as store:
+            return store.head()
+    except LedgerError:
+        return None  # being created
 
 
 FAULT_UNITS = {"meter": METER_UNIT, "inverter": INVERTER_UNIT, "battery": BATTERY_UNIT}

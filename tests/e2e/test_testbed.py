@@ -287,3 +287,14 @@ def test_slots_beyond_the_block_cap_overflow_and_still_audit_and_replay(tmp_path
     slots = [s for (s,) in rows(out / "ledger.db", "SELECT slot FROM blocks WHERE height > 0")]
     assert len(slots) > len(set(slots))  # some slot took more than one block
     assert max(c for (c,) in rows(out / "ledger.db", "SELECT tx_count FROM blocks")) == 10  # type: ignore[type-var]
+
+
+def test_two_replicas_and_the_coordinator_hold_the_same_head(tmp_path: Path) -> None:
+    config = tmp_path / "rep.yaml"
+    config.write_text("testbed:\n  households: 6\n  slots: 4\n  start: 2016-06-06T10:00\n  replicas: 2\n")
+    out = tmp_path / "run"
+    assert main(["testbed", "--config", str(config), "--out", str(out), "--json"]) == 0
+    heads = {path.name: rows(path, "SELECT height, hash FROM blocks ORDER BY height DESC LIMIT 1")[0]
+             for path in (out / "ledger.db", out / "replicas" / "r1.db", out / "replicas" / "r2.db")}
+    assert len(set(heads.values())) == 1 and heads["ledger.db"][0] > 0
+    assert "refused=0" in (out / "logs" / "replica-r1.log").read_text()

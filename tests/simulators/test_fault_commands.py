@@ -17,8 +17,9 @@ from broker.launcher import BrokerHandle
 from broker.messages import FAULT_KINDS
 from broker.topics import Topics
 from gridmesh.cli import UsageError, main
+from gridmesh.endpoints import target
 from simulators.device_farm import FAULT_NAMES, METER_UNIT, DeviceFarm
-from simulators.fault_cli import command_from_args, target
+from simulators.fault_cli import command_from_args
 from simulators.fault_control import FaultInbox, listen
 from simulators.fleet import make_households
 from simulators.profiles import ProfileSet
