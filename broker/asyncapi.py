@@ -29,7 +29,9 @@ from broker.messages import (
     ClockAck,
     ClockTick,
     FaultCommand,
+    InclusionProof,
     LedgerTx,
+    MerkleStep,
     Message,
     MeterReport,
     Order,
@@ -78,6 +80,9 @@ CHANNELS = (
             False, "What one order won at gate closure, published even when nothing cleared."),
     Channel("settlement", "gm/v1/{community}/dev/{device}/settlement", Settlement, "coordinator",
             "edge agent", 1, False, "The member's bill for a slot, metered against contracted."),
+    Channel("proof", "gm/v1/{community}/dev/{device}/proof", InclusionProof, "coordinator", "edge agent",
+            1, False, "The Merkle inclusion proof of each of the member's orders, reports, awards and "
+            "settlements, to check against the signed block header."),
     Channel("clearing", "gm/v1/{community}/market/clearing", Clearing, "coordinator", "everyone", 1,
             False, "The public outcome of a slot's auction: price, volumes, trades."),
     Channel("block", "gm/v1/{community}/ledger/block", BlockHeader, "coordinator", "members, replicas",
@@ -125,6 +130,8 @@ def examples() -> dict[str, Message]:
         "tick": ClockTick(12, T_S, False),
         "ack": ClockAck("h001", 12),
         "fault": FaultCommand("h001", "meter", "timeout", T_S),
+        "proof": InclusionProof("h001", 5, "order", "3f" * 32, (MerkleStep("ab" * 32, True),
+                                                                 MerkleStep("cd" * 32, False))),
         "blockdata": BlockData(
             boss.sign(BlockHeader(5, "00" * 32, "ab" * 32, SLOT + 1, T_S + 600, 12, 1_024, 1)),
             (LedgerTx("order", encode(order).decode()),)),

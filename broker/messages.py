@@ -268,6 +268,27 @@ class BlockData(Message):
     transactions: tuple[LedgerTx, ...] = ()
 
 
+@dataclass(frozen=True)
+class MerkleStep:
+    """One step of an inclusion proof: the sibling's hash and whether it sits on the left."""
+
+    sibling: str = bounded(pattern=HASH)
+    left: bool = False
+
+
+@dataclass(frozen=True)
+class InclusionProof(Message):
+    """Where one of a member's transactions sits in a block: its hash and the path to the
+    header's Merkle root. Not signed: it is checked against the (signed) block header."""
+
+    TYPE: ClassVar[str] = "proof"
+    device: str = bounded(pattern=ID)
+    height: int = bounded(min=0)
+    tx_kind: str = bounded(choices=("order", "award", "report", "settlement"))
+    tx_hash: str = bounded(pattern=HASH)
+    steps: tuple[MerkleStep, ...] = ()
+
+
 FAULT_DEVICES = ("meter", "inverter", "battery")
 FAULT_KINDS = ("timeout", "slow", "busy", "failure", "frozen", "counter_reset", "dropped", "none")
 
@@ -292,6 +313,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
     for cls in (
         Status, Telemetry, Order, Result, Clearing, Award,
         MeterReport, Settlement, BlockHeader, ClockTick, ClockAck, FaultCommand, BlockData,
+        InclusionProof,
     )
 }
 

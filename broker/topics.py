@@ -1,6 +1,6 @@
 """Topic names under ``gm/v1/{community}/``, built and parsed in one place.
 
-    gm/v1/{c}/dev/{device}/{kind}   kind: status telemetry order report result award settlement
+    gm/v1/{c}/dev/{device}/{kind}   kind: status telemetry order report result award settlement proof
     gm/v1/{c}/market/clearing       public clearing results
     gm/v1/{c}/ledger/block          block headers
     gm/v1/{c}/ledger/data           whole blocks, for replicas
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 PREFIX = "gm/v1"
 NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-DEVICE_KINDS = ("status", "telemetry", "order", "report", "result", "award", "settlement")
+DEVICE_KINDS = ("status", "telemetry", "order", "report", "result", "award", "settlement", "proof")
 # Which message type each topic carries: the monitor decodes by topic.
 TYPE_OF_KIND = {
     "status": "status", "telemetry": "telemetry", "order": "order", "report": "report",
-    "result": "result", "award": "award", "settlement": "settlement",
+    "result": "result", "award": "award", "settlement": "settlement", "proof": "proof",
     "clearing": "clearing", "block": "block", "tick": "tick", "gate": "tick", "ack": "ack",
     "fault": "fault", "blockdata": "blockdata",
 }

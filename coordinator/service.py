@@ -33,7 +33,7 @@ from coordinator.intake import Intake, Verdict
 from coordinator.settlement import SETTLEMENT_LAG_SLOTS, Terms, settle_slot
 from coordinator.standing import Standing
 from coordinator.store import CoordinatorStore
-from ledger.blocks import block_data
+from ledger.blocks import block_data, member_proofs
 from ledger.transactions import Transaction
 from ledger.writer import LedgerWriter
 
@@ -229,4 +229,6 @@ class Coordinator:
                     out.append(Outgoing(self.topics.block_data, block_data(genesis)))
                 self._genesis_sent = True
             out.extend(Outgoing(self.topics.block_data, block_data(b)) for b in self.ledger.last_sealed)
+            out.extend(Outgoing(self.topics.device(p.device, "proof"), p)
+                       for b in self.ledger.last_sealed for p in member_proofs(b))
         return out

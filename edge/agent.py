@@ -19,9 +19,11 @@ from broker.clock import WallClock
 from broker.codec import PayloadError
 from broker.messages import (
     Award,
+    BlockHeader,
     Clearing,
     ClockAck,
     ClockTick,
+    InclusionProof,
     Result,
     Settlement,
     Status,
@@ -86,7 +88,9 @@ class Agent:
         will = (status_topic, Status(self.device, "offline", 0))
         client_id = f"{self.core.community.id}-{self.device}"
         async with connect(self.endpoint, client_id, will=will) as bus:
-            filters = [self.topics.device(self.device, k) for k in ("result", "award", "settlement")]
+            kinds = ("result", "award", "settlement", "proof")
+            filters = [self.topics.device(self.device, k) for k in kinds]
+            filters.append(self.topics.block)  # headers, to check the member's proofs against
             if self.core.storage:
                 filters.append(self.topics.clearing)
             if self.clock_mode == "bus":
@@ -134,6 +138,10 @@ class Agent:
             self.core.on_settlement(msg)
         elif isinstance(msg, Clearing):
             ref = self.core.on_clearing(msg)
+        elif isinstance(msg, BlockHeader) and self.core.proofs is not None:
+            self.core.proofs.on_header(msg)
+        elif isinstance(msg, InclusionProof) and self.core.proofs is not None:
+            self.core.proofs.on_proof(msg)
         if ref is not None:
             self._awaiting.discard(ref)
             if not self._awaiting:

@@ -35,6 +35,7 @@ from broker.messages import (
 from broker.units import SECONDS_PER_HOUR
 from edge.forecast import Forecaster, History, SlotEnergy
 from edge.policy import BatteryView, Plan, plan_slot, project_stored_wh
+from edge.proofs import ProofKeeper
 from edge.readings import MeterReading, Readings
 from edge.storage_policy import MarketSignal, award_setpoint_w, market_signal, plan_storage
 
@@ -69,11 +70,18 @@ class AgentCore:
     _previous_slot: int | None = None
     _stuck_meter: MeterReading | None = None  # a frozen meter's values, until they change
     signal: MarketSignal | None = None  # storage: the others' net demand in the last clearing
+    proofs: ProofKeeper | None = None  # the member's own trades, checked in the ledger
     pv_limit_pct: int = 100  # the inverter limit last commanded
     _pv_potential_wh: int = 0  # the PV forecast that curtailment was computed from
     _seq: int = 0
 
+    def __post_init__(self) -> None:
+        if self.proofs is None:
+            self.proofs = ProofKeeper(self.device, self.community.coordinator_key, self.counts)
+
     def on_slot_start(self, slot: int, readings: Readings) -> SlotStartActions:
+        assert self.proofs is not None
+        self.proofs.check_deadlines(slot)
         messages: list[Message] = []
         awaiting: set[str] = set()
         previous = self._previous if self._previous_slot == slot - 1 else None
@@ -171,7 +179,10 @@ class AgentCore:
             readings.meter.import_wh, readings.meter.export_wh, readings.t_s, pv_wh,
         )
         self.counts["reports_sent"] += 1
-        return self.identity.sign(report)
+        signed = self.identity.sign(report)
+        assert self.proofs is not None
+        self.proofs.expect("report", signed, slot)
+        return signed
 
     def _learn(self, slot: int, prev: Readings, now: Readings, net_wh: int) -> None:
         """Add the slot's load and PV energy to the forecasting history."""
@@ -222,7 +233,10 @@ class AgentCore:
         self._seq += 1
         self.sent_orders[target] = order.order_id
         self.counts["orders_sent"] += 1
-        return self.identity.sign(order)
+        signed = self.identity.sign(order)
+        assert self.proofs is not None
+        self.proofs.expect("order", signed, slot)
+        return signed
 
     def _connection_limit_wh(self, side: str) -> int:
         member = self.community.member(self.device)
@@ -257,6 +271,10 @@ class AgentCore:
         self.counts[f"{result.kind}_{result.status}"] += 1
         if result.status == "rejected":
             self.rejected.add(result.ref)
+            assert self.proofs is not None
+            for tx_hash, (what, _) in list(self.proofs.expected.items()):  # it will not be sealed
+                if what.endswith(result.ref):
+                    del self.proofs.expected[tx_hash]
             log.warning("%s: %s %s rejected: %s", self.device, result.kind, result.ref,
                         result.reason)
         return result.ref
@@ -266,12 +284,16 @@ class AgentCore:
             return None
         self.awards[award.slot] = award
         self.counts[f"award_{award.status}"] += 1
+        assert self.proofs is not None
+        self.proofs.expect("award", award, award.slot)
         return award.order_id
 
     def on_settlement(self, settlement: Settlement) -> None:
         if self._trusted(settlement):
             self.settlements[settlement.slot] = settlement
             self.counts["settlements"] += 1
+            assert self.proofs is not None
+            self.proofs.expect("settlement", settlement, settlement.slot + 2)
 
     @property
     def storage(self) -> bool:

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from broker.identity import Identity
-from broker.messages import BlockData, BlockHeader, LedgerTx
+from broker.messages import BlockData, BlockHeader, InclusionProof, LedgerTx, MerkleStep
 from ledger.errors import ChainError
-from ledger.merkle import merkle_root
+from ledger.merkle import inclusion_proof, merkle_root
 from ledger.pow import header_digest, mine
 from ledger.transactions import Transaction, canonical_order
 
@@ -109,3 +109,18 @@ def from_block_data(data: BlockData) -> Block:
             raise ValueError(f"transaction {index}: body is not in canonical form")
         transactions.append(made)
     return Block(data.header, tuple(transactions))
+
+
+MEMBER_KINDS = ("order", "award", "report", "settlement")
+
+
+def member_proofs(block: Block) -> list[InclusionProof]:
+    """An inclusion proof for every transaction of the block that concerns one member."""
+    leaves = [tx.tx_hash for tx in block.transactions]
+    proofs = []
+    for index, tx in enumerate(block.transactions):
+        device = tx.body.get("device") if tx.kind in MEMBER_KINDS else None
+        if isinstance(device, str):
+            steps = tuple(MerkleStep(s.sibling, s.sibling_is_left) for s in inclusion_proof(leaves, index))
+            proofs.append(InclusionProof(device, block.height, tx.kind, tx.tx_hash, steps))
+    return proofs

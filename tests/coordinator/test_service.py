@@ -72,8 +72,12 @@ def test_gate_closure_awards_every_order_and_seals_a_block(tmp_path: Path) -> No
     out = coord.advance(89_700)
     kinds = [o.message.TYPE for o in out]
     assert kinds.count("clearing") == 1 and kinds.count("award") == 1 and kinds.count("block") == 1
-    # whole blocks for replicas: the genesis (once per process) and this slot's
-    assert kinds[-2:] == ["blockdata", "blockdata"]
+    # whole blocks for replicas (the genesis, once per process, and this slot's), then each
+    # member's inclusion proofs: alice's order and award
+    assert kinds.count("blockdata") == 2
+    proofs = [o for o in out if o.message.TYPE == "proof"]
+    sent = sorted((o.topic.split("/")[-2], o.message.tx_kind) for o in proofs)  # type: ignore[attr-defined]
+    assert sent == [("alice", "award"), ("alice", "order")]
     assert coord.store.progress("cleared_through") == 100
 
 

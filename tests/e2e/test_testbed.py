@@ -298,3 +298,10 @@ def test_two_replicas_and_the_coordinator_hold_the_same_head(tmp_path: Path) -> 
              for path in (out / "ledger.db", out / "replicas" / "r1.db", out / "replicas" / "r2.db")}
     assert len(set(heads.values())) == 1 and heads["ledger.db"][0] > 0
     assert "refused=0" in (out / "logs" / "replica-r1.log").read_text()
+
+
+def test_every_member_checked_its_own_trades_in_the_ledger_without_an_alarm(run_dir: Path) -> None:
+    stats = dict(rows(run_dir / "results.db", "SELECT name, SUM(value) FROM agent_stats GROUP BY name"))
+    assert stats.get("proofs_verified", 0) >= HOUSEHOLDS * (SLOTS - 2)  # at least a report a slot each
+    assert not {"proof_alarm", "proof_unexpected", "proof_missing", "bad_header_signature"} & {
+        name for name, value in stats.items() if value}
