@@ -35,6 +35,7 @@ from broker.messages import (
     Message,
     MeterReport,
     Order,
+    ProvenTx,
     Result,
     Settlement,
     Status,
@@ -130,8 +131,8 @@ def examples() -> dict[str, Message]:
         "tick": ClockTick(12, T_S, False),
         "ack": ClockAck("h001", 12),
         "fault": FaultCommand("h001", "meter", "timeout", T_S),
-        "proof": InclusionProof("h001", 5, "order", "3f" * 32, (MerkleStep("ab" * 32, True),
-                                                                 MerkleStep("cd" * 32, False))),
+        "proof": InclusionProof("h001", 5, (ProvenTx("order", "3f" * 32, (
+            MerkleStep("ab" * 32, True), MerkleStep("cd" * 32, False))),)),
         "blockdata": BlockData(
             boss.sign(BlockHeader(5, "00" * 32, "ab" * 32, SLOT + 1, T_S + 600, 12, 1_024, 1)),
             (LedgerTx("order", encode(order).decode()),)),

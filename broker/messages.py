@@ -277,16 +277,23 @@ class MerkleStep:
 
 
 @dataclass(frozen=True)
+class ProvenTx:
+    """One transaction's hash and its path to the block's Merkle root."""
+
+    tx_kind: str = bounded(choices=("order", "award", "report", "settlement"))
+    tx_hash: str = bounded(pattern=HASH)
+    steps: tuple[MerkleStep, ...] = ()
+
+
+@dataclass(frozen=True)
 class InclusionProof(Message):
-    """Where one of a member's transactions sits in a block: its hash and the path to the
-    header's Merkle root. Not signed: it is checked against the (signed) block header."""
+    """Where a member's transactions sit in one block. Not signed: each path is checked
+    against the (signed) block header."""
 
     TYPE: ClassVar[str] = "proof"
     device: str = bounded(pattern=ID)
     height: int = bounded(min=0)
-    tx_kind: str = bounded(choices=("order", "award", "report", "settlement"))
-    tx_hash: str = bounded(pattern=HASH)
-    steps: tuple[MerkleStep, ...] = ()
+    items: tuple[ProvenTx, ...] = ()
 
 
 FAULT_DEVICES = ("meter", "inverter", "battery")

@@ -11,12 +11,13 @@ sent or received, is an alarm; so is an expected transaction with no proof withi
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
 from broker.identity import Verifier
-from broker.messages import BlockHeader, InclusionProof, Message
+from broker.messages import BlockHeader, InclusionProof, Message, signing_payload
 from ledger.merkle import ProofStep, verify_proof
 from ledger.transactions import Transaction
 
@@ -45,7 +46,7 @@ class ProofKeeper:
         self.expected.pop(Transaction.from_message(kind, msg).tx_hash, None)
 
     def on_header(self, header: BlockHeader) -> None:
-        if not self.verifier.verify(header, self.coordinator_key):
+        if not _header_signed(self.verifier, header, self.coordinator_key):
             self.counts["bad_header_signature"] += 1
             log.warning("%s: ALARM: block header %d is not signed by the coordinator", self.device,
                         header.height)
@@ -63,18 +64,18 @@ class ProofKeeper:
             if len(self.pending) < KEEP_HEADERS:
                 self.pending.append(proof)
             return
-        steps = [ProofStep(s.sibling, s.left) for s in proof.steps]
-        if not verify_proof(proof.tx_hash, steps, header.merkle_root):
-            self.counts["proof_alarm"] += 1
-            log.warning("%s: ALARM: the proof of %s %s.. does not lead to block %d's Merkle root",
-                        self.device, proof.tx_kind, proof.tx_hash[:12], proof.height)
-            return
-        if self.expected.pop(proof.tx_hash, None) is None:
-            self.counts["proof_unexpected"] += 1
-            log.warning("%s: ALARM: block %d holds %s %s.., which this member never sent or received",
-                        self.device, proof.height, proof.tx_kind, proof.tx_hash[:12])
-            return
-        self.counts["proofs_verified"] += 1
+        for item in proof.items:
+            steps = [ProofStep(s.sibling, s.left) for s in item.steps]
+            if not verify_proof(item.tx_hash, steps, header.merkle_root):
+                self.counts["proof_alarm"] += 1
+                log.warning("%s: ALARM: the proof of %s %s.. does not lead to block %d's Merkle root",
+                            self.device, item.tx_kind, item.tx_hash[:12], proof.height)
+            elif self.expected.pop(item.tx_hash, None) is None:
+                self.counts["proof_unexpected"] += 1
+                log.warning("%s: ALARM: block %d holds %s %s.., which this member never sent or received",
+                            self.device, proof.height, item.tx_kind, item.tx_hash[:12])
+            else:
+                self.counts["proofs_verified"] += 1
 
     def check_deadlines(self, slot: int) -> None:
         """Count as missing what should have been sealed by now."""
@@ -84,3 +85,22 @@ class ProofKeeper:
             self.counts["proof_missing"] += 1
             log.warning("%s: ALARM: no ledger proof for %s (expected since slot %d)", self.device, what,
                         since)
+
+
+# (payload digest, signature, key) -> verified; shared by the agents of one process
+_CHECKED: dict[tuple[bytes, str, str], bool] = {}
+
+
+def _header_signed(verifier: Verifier, header: BlockHeader, key: str) -> bool:
+    """Whether ``header`` carries the coordinator's signature; the agents one process runs
+    receive the same header, so each is checked once. The cache key holds the digest of
+    what was signed, so a header altered under a copied signature is checked afresh."""
+    cache_key = (hashlib.sha256(signing_payload(header)).digest(), header.sig, key)
+    found = _CHECKED.get(cache_key)
+    if found is None:
+        found = verifier.verify(header, key)
+        if found:  # a failure is checked again every time: nothing to gain from caching it
+            if len(_CHECKED) > 4 * KEEP_HEADERS:
+                _CHECKED.clear()
+            _CHECKED[cache_key] = True
+    return found

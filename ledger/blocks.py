@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from broker.identity import Identity
-from broker.messages import BlockData, BlockHeader, InclusionProof, LedgerTx, MerkleStep
+from broker.messages import BlockData, BlockHeader, InclusionProof, LedgerTx, MerkleStep, ProvenTx
 from ledger.errors import ChainError
-from ledger.merkle import inclusion_proof, merkle_root
+from ledger.merkle import all_inclusion_proofs, merkle_root
 from ledger.pow import header_digest, mine
 from ledger.transactions import Transaction, canonical_order
 
@@ -115,12 +115,12 @@ MEMBER_KINDS = ("order", "award", "report", "settlement")
 
 
 def member_proofs(block: Block) -> list[InclusionProof]:
-    """An inclusion proof for every transaction of the block that concerns one member."""
-    leaves = [tx.tx_hash for tx in block.transactions]
-    proofs = []
-    for index, tx in enumerate(block.transactions):
+    """For each member, the inclusion proofs of the block's transactions that concern it."""
+    paths = all_inclusion_proofs([tx.tx_hash for tx in block.transactions])
+    by_device: dict[str, list[ProvenTx]] = {}
+    for tx, path in zip(block.transactions, paths, strict=True):
         device = tx.body.get("device") if tx.kind in MEMBER_KINDS else None
         if isinstance(device, str):
-            steps = tuple(MerkleStep(s.sibling, s.sibling_is_left) for s in inclusion_proof(leaves, index))
-            proofs.append(InclusionProof(device, block.height, tx.kind, tx.tx_hash, steps))
-    return proofs
+            steps = tuple(MerkleStep(s.sibling, s.sibling_is_left) for s in path)
+            by_device.setdefault(device, []).append(ProvenTx(tx.kind, tx.tx_hash, steps))
+    return [InclusionProof(device, block.height, tuple(items)) for device, items in sorted(by_device.items())]

@@ -69,6 +69,25 @@ def inclusion_proof(leaves: Sequence[str], index: int) -> tuple[ProofStep, ...]:
     return tuple(steps)
 
 
+def all_inclusion_proofs(leaves: Sequence[str]) -> list[tuple[ProofStep, ...]]:
+    """Every leaf's proof, from one pass over the tree (what :func:`inclusion_proof` gives
+    for each index, without rebuilding the tree per leaf)."""
+    levels = [[leaf_hash(leaf) for leaf in leaves]]
+    while len(levels[-1]) > 1:
+        levels.append(_next_level(levels[-1]))
+    proofs = []
+    for index in range(len(leaves)):
+        steps: list[ProofStep] = []
+        position = index
+        for level in levels[:-1]:
+            sibling = position ^ 1
+            if sibling < len(level):
+                steps.append(ProofStep(level[sibling].hex(), sibling_is_left=sibling < position))
+            position //= 2
+        proofs.append(tuple(steps))
+    return proofs
+
+
 def verify_proof(leaf: str, proof: Sequence[ProofStep], root: str) -> bool:
     """Whether ``leaf`` with ``proof`` leads to ``root``."""
     try:

@@ -30,7 +30,8 @@ def setup() -> tuple[ProofKeeper, list[InclusionProof], Block]:
     keeper = ProofKeeper("h001", BOSS.public_key_hex, Counter())
     keeper.expect("order", order, SLOT - 1)
     keeper.expect("award", award, SLOT)
-    return keeper, [p for p in member_proofs(block) if p.device == "h001"], block
+    [mine] = [p for p in member_proofs(block) if p.device == "h001"]
+    return keeper, [dataclasses.replace(mine, items=(item,)) for item in mine.items], block
 
 
 def test_the_members_own_transactions_are_proven_against_the_header() -> None:
@@ -45,7 +46,9 @@ def test_the_members_own_transactions_are_proven_against_the_header() -> None:
 def test_a_proof_that_misses_the_root_is_an_alarm() -> None:
     keeper, proofs, block = setup()
     keeper.on_header(block.header)
-    bent = dataclasses.replace(proofs[0], steps=(MerkleStep("00" * 32, False), *proofs[0].steps[1:]))
+    item = proofs[0].items[0]
+    bent_item = dataclasses.replace(item, steps=(MerkleStep("00" * 32, False), *item.steps[1:]))
+    bent = dataclasses.replace(proofs[0], items=(bent_item,))
     keeper.on_proof(bent)
     assert keeper.counts["proof_alarm"] == 1 and len(keeper.expected) == 2
 
@@ -71,3 +74,12 @@ def test_a_header_not_signed_by_the_coordinator_is_refused() -> None:
     forged = ME.sign(dataclasses.replace(block.header, sig=""))
     keeper.on_header(forged)
     assert keeper.counts["bad_header_signature"] == 1 and not keeper.headers
+
+
+def test_a_header_altered_under_a_copied_signature_is_still_refused() -> None:
+    keeper, _, block = setup()
+    keeper.on_header(block.header)  # verified, and remembered
+    altered = dataclasses.replace(block.header, merkle_root="ab" * 32)  # the same signature
+    other = ProofKeeper("h002", BOSS.public_key_hex, Counter())
+    other.on_header(altered)
+    assert other.counts["bad_header_signature"] == 1 and not other.headers

@@ -105,3 +105,11 @@ def test_a_proof_with_a_non_hex_sibling_is_rejected_not_raised() -> None:
 def test_inclusion_proof_refuses_an_index_outside_the_tree() -> None:
     with pytest.raises(IndexError):
         inclusion_proof([A], 1)
+
+
+def test_all_proofs_at_once_are_each_leafs_own_proof() -> None:
+    from ledger.merkle import all_inclusion_proofs
+
+    for n in (1, 2, 3, 5, 8, 13):
+        leaves = [f"{i:064x}" for i in range(n)]
+        assert all_inclusion_proofs(leaves) == [inclusion_proof(leaves, i) for i in range(n)]
