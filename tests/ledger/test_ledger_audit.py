@@ -411,3 +411,30 @@ def test_a_block_from_the_future_is_refused_against_the_auditors_clock(tmp_path:
     before = path.read_bytes()
     assert isinstance(audit_file(path, now_s=9_000), AuditFailure)
     assert path.read_bytes() == before  # nothing written
+
+
+def test_an_inserted_transaction_is_one_more_than_the_header_declares(ledger_path: Path) -> None:
+    kind, _, body = tx_row(ledger_path, 3, 0)
+    forged = {**body, "seq": 9}  # another order, as if from the same member
+    tx_hash = hashlib.sha256(canonical_json({"kind": kind, "body": forged})).hexdigest()
+    execute(ledger_path, "INSERT INTO transactions (height, idx, tx_hash, kind, body) "
+            "VALUES (3, 11, ?, ?, ?)", (tx_hash, kind, canonical_json(forged).decode()))
+    found = failure(ledger_path)
+    assert (found.height, found.tx_index, found.tx_hash) == (3, 11, tx_hash)
+    assert found.reason == "extra transaction: the header declares 11, the block holds 12"
+
+
+def test_an_inserted_block_breaks_the_chain_of_hashes(ledger_path: Path) -> None:
+    conn = sqlite3.connect(ledger_path)
+    with conn:
+        # Move blocks 2 and 3 up by one and put a copy of block 1 in the gap.
+        for height in (3, 2):
+            conn.execute("UPDATE transactions SET height = ? WHERE height = ?", (height + 1, height))
+            conn.execute("UPDATE blocks SET height = ? WHERE height = ?", (height + 1, height))
+        row = conn.execute("SELECT * FROM blocks WHERE height = 1").fetchone()
+        conn.execute(f"INSERT INTO blocks VALUES ({', '.join('?' * len(row))})", (2, *row[1:]))
+    conn.close()
+    found = failure(ledger_path)
+    assert found.height == 2 and found.tx_index is None
+    assert found.reason.startswith("prev_hash ")
+    assert "does not match the previous block's hash" in found.reason
