@@ -205,6 +205,8 @@ class AgentCore:
         if self.last_order_slot is not None and target > self.last_order_slot:
             return None
         slot_s = self.community.market.slot_s
+        if readings.inverter is not None:
+            self.forecaster.observe_rating(readings.inverter.rated_power_w)
         now = _instantaneous(readings, slot_s)
         forecast = self.forecaster.forecast(self.history, target, 1, now)[0]
         if self.pv_limit_pct < 100 and forecast.pv_wh < self._pv_potential_wh:

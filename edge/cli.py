@@ -15,7 +15,8 @@ from edge.agent import Agent
 from edge.agent_core import AgentCore
 from edge.config import load_agent_config
 from edge.drivers import ModbusHousehold
-from edge.forecast import SeasonalNaive
+from edge.forecast import Forecaster, SeasonalNaive
+from edge.onnx_forecaster import OnnxForecaster
 from gridmesh import aio
 from gridmesh.cli import UsageError
 
@@ -46,7 +47,10 @@ def build_agent(path: Path) -> Agent:
         endpoint = Endpoint.parse(section.broker)
     except ValueError as exc:
         raise UsageError(f"{path}: agent.broker: {exc}") from None
-    core = AgentCore(section.device, config.community, config.identity, SeasonalNaive(),
+    forecaster: Forecaster = SeasonalNaive()
+    if section.forecaster == "onnx":
+        forecaster = OnnxForecaster(slot_s=config.community.market.slot_s)
+    core = AgentCore(section.device, config.community, config.identity, forecaster,
                      last_order_slot=section.last_order_slot)
     devices = ModbusHousehold(section.modbus, name=section.device)
     return Agent(core, devices, endpoint, section.clock)

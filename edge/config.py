@@ -60,6 +60,7 @@ class AgentSection:
     clock: str = bounded("wall", choices=("bus", "wall"))
     modbus: ModbusConfig = field(default_factory=lambda: ModbusConfig("127.0.0.1"))
     last_order_slot: int | None = None
+    forecaster: str = bounded("onnx", choices=("onnx", "seasonal-naive"))  # onnx: edge/models/*.onnx
 
 
 @dataclass(frozen=True)

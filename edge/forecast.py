@@ -70,6 +70,9 @@ class Forecaster(Protocol):
         self, history: History, first_slot: int, horizon: int, now: SlotEnergy | None
     ) -> tuple[Forecast, ...]: ...
 
+    def observe_rating(self, pv_peak_w: int) -> None:
+        """The PV system's rated power, once the inverter has been read."""
+
 
 @dataclass(frozen=True)
 class SeasonalNaive:
@@ -80,6 +83,9 @@ class SeasonalNaive:
     """
 
     period_slots: int = 96
+
+    def observe_rating(self, pv_peak_w: int) -> None:
+        pass
 
     def forecast(
         self, history: History, first_slot: int, horizon: int, now: SlotEnergy | None

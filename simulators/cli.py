@@ -48,6 +48,8 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--feeder-data", help="folder with the feeder's extract "
                         "(simulators/extract_profiles.py --out); default: the bundled ones")
     parser.add_argument("--start", help="start, UTC: YYYY-MM-DD or YYYY-MM-DDTHH:MM (default 2016-06-06)")
+    parser.add_argument("--forecaster", choices=("onnx", "seasonal-naive"),
+                        help="the agents' forecaster (default onnx)")
     parser.add_argument("--prices-csv", help="dynamic grid prices: start_utc,import_u_per_kwh,"
                         "feedin_u_per_kwh (micro-units per kWh)")
     parser.add_argument("--community-battery-wh", type=int,
@@ -66,7 +68,7 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in
                  ("households", "slots", "seed", "feeder", "feeder_data", "start", "clock", "speed", "broker",
-                  "community_battery_wh", "prices_csv")}
+                  "community_battery_wh", "prices_csv", "forecaster")}
     config = load_testbed_config(args.config, overrides)
     tb = config.testbed
     out: Path = args.out or Path("runs") / f"{tb.households}h-{tb.slots}s-seed{tb.seed}"

@@ -93,6 +93,7 @@ def _community_with_members(
 def _write_configs(
     out: Path, community: Community, coordinator: Identity, identities: dict[str, Identity],
     households: tuple[HouseholdSpec, ...], farm: DeviceFarm, broker: Endpoint, last_slot: int,
+    forecaster: str = "onnx",
 ) -> tuple[Path, list[Path]]:
     config_dir = out / "config"
     keys = config_dir / "keys"
@@ -122,7 +123,7 @@ def _write_configs(
         path.write_text(yaml.safe_dump({
             "agent": {"device": household.id, "key_file": f"../keys/{household.id}.key",
                       "broker": str(broker), "clock": "bus", "modbus": modbus,
-                      "last_order_slot": last_slot},
+                      "last_order_slot": last_slot, "forecaster": forecaster},
             "community": "../community.yaml",
         }, sort_keys=False))
         agent_files.append(path)
@@ -211,7 +212,7 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
         endpoint = Endpoint(broker.host, broker.port)
         coordinator_file, agent_files = _write_configs(
             out, community, coordinator_id, identities, households, farm, endpoint,
-            first_slot + tb.slots - 1,
+            first_slot + tb.slots - 1, tb.forecaster,
         )
         replicas: list[tuple[str, asyncio.subprocess.Process, Path]] = []
         for index in range(1, tb.replicas + 1):

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.broker]
 def test_the_community_battery_trades_with_the_members_and_meters_what_it_won(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert main(["testbed", "--households", "8", "--slots", "8", "--seed", "2", "--start", "2016-06-06T10:00",
-                 "--community-battery-wh", "20000", "--broker", "embedded", "--out", str(out), "--json"]) == 0
+                 "--community-battery-wh", "20000", "--out", str(out), "--json"]) == 0
     with sqlite3.connect(out / "results.db") as db:
         role, load, pv = db.execute(
             "SELECT role, load_wh, pv_wh FROM households WHERE household = 's001'").fetchone()

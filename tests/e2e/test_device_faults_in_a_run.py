@@ -27,7 +27,6 @@ testbed:
   seed: 3                 # h003 and h006 are consumers, the others prosumers
   start: 2016-06-06T10:00
   prosumer_pct: 75
-  broker: embedded
   faults:
     - {household: h001, device: meter, fault: timeout, from_slot: 2, slots: 3}
     - {household: h002, device: battery, fault: busy, from_slot: 2, slots: 3}

@@ -158,7 +158,7 @@ def test_bad_command_line_values_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
 def test_a_community_with_pv_only_households_runs_and_balances(tmp_path: Path) -> None:
     config = tmp_path / "mixed.yaml"
     config.write_text("testbed:\n  households: 6\n  slots: 4\n  start: 2016-06-06T10:00\n"
-                      "  prosumer_pct: 30\n  pv_only_pct: 40\n  broker: embedded\n")
+                      "  prosumer_pct: 30\n  pv_only_pct: 40\n")
     assert main(["testbed", "--config", str(config), "--out", str(tmp_path / "run"), "--json"]) == 0
     roles = dict(rows(tmp_path / "run" / "results.db", "SELECT role, COUNT(*) FROM households GROUP BY role"))
     assert roles == {"prosumer": 2, "pv": 2, "consumer": 2}
