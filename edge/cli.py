@@ -17,6 +17,7 @@ from edge.config import load_agent_config
 from edge.drivers import ModbusHousehold
 from edge.forecast import Forecaster, SeasonalNaive
 from edge.onnx_forecaster import OnnxForecaster
+from edge.perfect_forecaster import PerfectForecaster
 from gridmesh import aio
 from gridmesh.cli import UsageError
 
@@ -50,6 +51,10 @@ def build_agent(path: Path) -> Agent:
     forecaster: Forecaster = SeasonalNaive()
     if section.forecaster == "onnx":
         forecaster = OnnxForecaster(slot_s=config.community.market.slot_s)
+    elif section.forecaster == "perfect":
+        if not section.truth_file:
+            raise UsageError(f"{path}: agent.truth_file: the perfect forecaster needs one")
+        forecaster = PerfectForecaster((path.parent / section.truth_file).resolve())
     core = AgentCore(section.device, config.community, config.identity, forecaster,
                      last_order_slot=section.last_order_slot)
     devices = ModbusHousehold(section.modbus, name=section.device)

@@ -60,7 +60,8 @@ class AgentSection:
     clock: str = bounded("wall", choices=("bus", "wall"))
     modbus: ModbusConfig = field(default_factory=lambda: ModbusConfig("127.0.0.1"))
     last_order_slot: int | None = None
-    forecaster: str = bounded("onnx", choices=("onnx", "seasonal-naive"))  # onnx: edge/models/*.onnx
+    forecaster: str = bounded("onnx", choices=("onnx", "seasonal-naive", "perfect"))  # onnx: edge/models
+    truth_file: str = bounded("", max_len=4096)  # perfect (studies only): slot,load_wh,pv_wh
 
 
 @dataclass(frozen=True)

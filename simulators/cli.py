@@ -48,8 +48,8 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--feeder-data", help="folder with the feeder's extract "
                         "(simulators/extract_profiles.py --out); default: the bundled ones")
     parser.add_argument("--start", help="start, UTC: YYYY-MM-DD or YYYY-MM-DDTHH:MM (default 2016-06-06)")
-    parser.add_argument("--forecaster", choices=("onnx", "seasonal-naive"),
-                        help="the agents' forecaster (default onnx)")
+    parser.add_argument("--forecaster", choices=("onnx", "seasonal-naive", "perfect"),
+                        help="the agents' forecaster (default onnx; perfect: the true future, for studies)")
     parser.add_argument("--prices-csv", help="dynamic grid prices: start_utc,import_u_per_kwh,"
                         "feedin_u_per_kwh (micro-units per kWh)")
     parser.add_argument("--community-battery-wh", type=int,

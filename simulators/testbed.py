@@ -120,14 +120,40 @@ def _write_configs(
         if household.battery is not None:
             modbus["battery"] = {"template": "gridmesh-battery", "unit_id": BATTERY_UNIT}
         path = config_dir / "agents" / f"{household.id}.yaml"
+        agent: dict[str, object] = {
+            "device": household.id, "key_file": f"../keys/{household.id}.key", "broker": str(broker),
+            "clock": "bus", "modbus": modbus, "last_order_slot": last_slot, "forecaster": forecaster,
+        }
+        if forecaster == "perfect":
+            agent["truth_file"] = f"../truth/{household.id}.csv"
+            _write_truth(config_dir / "truth" / f"{household.id}.csv", household, farm, last_slot,
+                         community.market.slot_s)
         path.write_text(yaml.safe_dump({
-            "agent": {"device": household.id, "key_file": f"../keys/{household.id}.key",
-                      "broker": str(broker), "clock": "bus", "modbus": modbus,
-                      "last_order_slot": last_slot, "forecaster": forecaster},
+            "agent": agent,
             "community": "../community.yaml",
         }, sort_keys=False))
         agent_files.append(path)
     return coordinator_file, agent_files
+
+
+def _write_truth(path: Path, household: HouseholdSpec, farm: DeviceFarm, last_slot: int,
+                 slot_s: int) -> None:
+    """The household's true load and PV per slot (before any curtailment), for the
+    perfect forecaster: from the run's first slot to a day past its last."""
+    path.parent.mkdir(exist_ok=True)
+    profiles = farm.profiles
+    first = farm.state(household.id).t_s // slot_s
+    lines = ["slot,load_wh,pv_wh"]
+    for slot in range(first, last_slot + 97):
+        start, end = slot * slot_s, (slot + 1) * slot_s
+        try:
+            load = profiles.energy_wh(household.load_profile, start, end, household.annual_load_kwh)
+            pv = (profiles.energy_wh(household.pv_profile, start, end, household.pv_peak_w)
+                  if household.pv_profile else 0)
+        except ValueError:  # past the feeder data: the forecaster falls back there
+            break
+        lines.append(f"{slot},{load},{pv}")
+    path.write_text("\n".join(lines) + "\n")
 
 
 async def _spawn(args: list[str], log_path: Path) -> asyncio.subprocess.Process:

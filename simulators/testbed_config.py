@@ -71,7 +71,8 @@ class TestbedSection:
     broker: str = bounded("auto", choices=("auto", "mosquitto", "embedded"))
     agent_processes: int = bounded(0, min=0, max=64)  # 0: one per 50 households
     member_limits: PowerLimits = field(default_factory=default_member_limits)  # each member's connection
-    forecaster: str = bounded("onnx", choices=("onnx", "seasonal-naive"))  # the agents' forecaster
+    # the agents' forecaster; perfect: each reads its household's true future (a study's upper bound)
+    forecaster: str = bounded("onnx", choices=("onnx", "seasonal-naive", "perfect"))
     replicas: int = bounded(0, min=0, max=8)  # independent ledger replicas following the run (r1, r2, ...)
     faults: tuple[FaultSpec, ...] = ()
 

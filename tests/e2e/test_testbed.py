@@ -305,3 +305,17 @@ def test_every_member_checked_its_own_trades_in_the_ledger_without_an_alarm(run_
     assert stats.get("proofs_verified", 0) >= HOUSEHOLDS * (SLOTS - 2)  # at least a report a slot each
     assert not {"proof_alarm", "proof_unexpected", "proof_missing", "bad_header_signature"} & {
         name for name, value in stats.items() if value}
+
+
+def test_a_study_with_perfect_forecasts_gives_each_agent_its_households_truth(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["testbed", "--households", "4", "--slots", "4", "--start", START, "--forecaster", "perfect",
+                 "--out", str(out), "--json"]) == 0
+    truth = (out / "config" / "truth" / "h001.csv").read_text().splitlines()
+    assert truth[0] == "slot,load_wh,pv_wh" and len(truth) > 4 + 96
+    physics = dict(((slot, load) for slot, load in rows(
+        out / "results.db", "SELECT slot, load_wh FROM household_slots WHERE household = 'h001'")))
+    for line in truth[1:]:
+        slot, load, _ = map(int, line.split(","))
+        if slot in physics:
+            assert physics[slot] == load  # the file holds what the household then used
