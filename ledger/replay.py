@@ -28,8 +28,7 @@ from coordinator.settlement import SETTLEMENT_LAG_SLOTS, Terms, settle_slot
 from coordinator.standing import Standing
 from ledger.blocks import Block
 from ledger.transactions import Transaction
-
-HASH_SHOWN = 12
+from ledger.verify import place
 
 
 @dataclass(frozen=True)
@@ -42,12 +41,7 @@ class ReplayDifference:
     what: str
 
     def __str__(self) -> str:
-        where = f"block {self.height}"
-        if self.tx_index is not None:
-            where += f", transaction {self.tx_index}"
-            if self.tx_hash:
-                where += f" ({self.tx_hash[:HASH_SHOWN]}..)"
-        return f"{where}: {self.what}"
+        return f"{place(self.height, self.tx_index, self.tx_hash)}: {self.what}"
 
 
 @dataclass(frozen=True)

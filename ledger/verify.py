@@ -51,12 +51,17 @@ class AuditFailure:
     reason: str
 
     def __str__(self) -> str:
-        where = f"block {self.height}"
-        if self.tx_index is not None:
-            where += f", transaction {self.tx_index}"
-            if self.tx_hash:
-                where += f" ({self.tx_hash[:HASH_SHOWN]}..)"
-        return f"{where}: {self.reason}"
+        return f"{place(self.height, self.tx_index, self.tx_hash)}: {self.reason}"
+
+
+def place(height: int, tx_index: int | None, tx_hash: str | None) -> str:
+    """``block H``, with ``, transaction I (hash..)`` where one is named."""
+    where = f"block {height}"
+    if tx_index is not None:
+        where += f", transaction {tx_index}"
+        if tx_hash:
+            where += f" ({tx_hash[:HASH_SHOWN]}..)"
+    return where
 
 
 @dataclass(frozen=True)
