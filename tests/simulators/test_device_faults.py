@@ -63,47 +63,33 @@ def test_a_slow_device_within_the_timeout_still_reads() -> None:
     asyncio.run(main())
 
 
-def test_after_a_dropped_connection_the_driver_reconnects_and_reapplies_its_setpoint() -> None:
+@pytest.mark.parametrize("last", ["setpoint", "release"])
+def test_after_a_dropped_connection_the_driver_reconnects_and_reapplies_its_last_command(last: str) -> None:
     async def main() -> None:
         async with DeviceFarm([PROSUMER], ProfileSet.load_bundled(), START) as farm:
             server = farm.server(PROSUMER.id)
             _, port = farm.endpoint(PROSUMER.id)
             driver = driver_for(farm, timeout_ms=300)
             try:
-                assert await driver.set_battery_w(1200)
+                assert await driver.set_battery_w(1200) and farm.state(PROSUMER.id).remote
+                if last == "release":
+                    assert await driver.release_battery()  # the battery self-consumes on its own
+                    assert not farm.state(PROSUMER.id).remote
+                    assert server.value(BATTERY_UNIT, "setpoint_enable") == 0
                 await server.stop()  # the link drops
                 down = await driver.read(START)
                 assert down.meter is None and not down.fresh
-                assert not await driver.set_battery_w(800)  # remembered, not written
-                await server.start(port)  # the device comes back, reset to defaults
-                server.update(BATTERY_UNIT, {"setpoint_w": 0})
+                if last == "setpoint":
+                    assert not await driver.set_battery_w(800)  # remembered, not written
+                await server.start(port)  # the device comes back in the other state
+                server.update(BATTERY_UNIT, {"setpoint_w": 0, "setpoint_enable": int(last == "release")})
                 back = await driver.read(START)
-                assert back.fresh
-                assert server.value(BATTERY_UNIT, "setpoint_w") == 800  # re-applied after reconnect
-                assert server.value(BATTERY_UNIT, "setpoint_enable") == 1 and driver.reapplied == 1
-            finally:
-                await driver.close()
-
-    asyncio.run(main())
-
-
-def test_a_released_battery_self_consumes_and_stays_released_after_a_reconnect() -> None:
-    async def main() -> None:
-        async with DeviceFarm([PROSUMER], ProfileSet.load_bundled(), START) as farm:
-            server = farm.server(PROSUMER.id)
-            _, port = farm.endpoint(PROSUMER.id)
-            driver = driver_for(farm, timeout_ms=300)
-            try:
-                assert await driver.set_battery_w(-1000) and farm.state(PROSUMER.id).remote
-                assert await driver.release_battery()
-                assert not farm.state(PROSUMER.id).remote
-                assert server.value(BATTERY_UNIT, "setpoint_enable") == 0
-                await server.stop()
-                assert not (await driver.read(START)).fresh
-                await server.start(port)
-                server.update(BATTERY_UNIT, {"setpoint_enable": 1})  # came back under remote control
-                assert (await driver.read(START)).fresh and driver.reapplied == 1
-                assert server.value(BATTERY_UNIT, "setpoint_enable") == 0  # released again
+                assert back.fresh and driver.reapplied == 1
+                if last == "setpoint":  # written again after the reconnect
+                    assert server.value(BATTERY_UNIT, "setpoint_w") == 800
+                    assert server.value(BATTERY_UNIT, "setpoint_enable") == 1
+                else:  # released again
+                    assert server.value(BATTERY_UNIT, "setpoint_enable") == 0
             finally:
                 await driver.close()
 
