@@ -35,12 +35,12 @@ import gc
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import NamedTuple
 
 from broker.community import Tariff
 from broker.messages import GRID, Award, Clearing, Order, Trade
 from broker.units import split_evenly
+from coordinator.matching import Match, Quote, double_auction, mid_market
 
 MECHANISMS = ("uniform", "pay_as_bid", "mmr")
 RATIONED = "partly filled: its price level shared pro rata"
@@ -82,22 +82,6 @@ class ClearingOutcome:
         return fill.amount_u
 
 
-class _Quote(NamedTuple):
-    owner: str  # order id, or GRID
-    device: str
-    price: int
-    energy_wh: int
-
-
-@dataclass(frozen=True)
-class _Match:
-    volume: int
-    buy_fills: dict[str, int]  # owner -> Wh
-    sell_fills: dict[str, int]
-    pairs: list[tuple[_Quote, _Quote, int]]  # (bid step, ask step, Wh)
-    price: int | None  # the uniform price
-
-
 def clear_slot(
     slot: int, orders: Sequence[Order], tariff: Tariff, grid_import_wh: int, grid_export_wh: int,
     mechanism: str = "uniform",
@@ -125,16 +109,16 @@ def _clear(
         raise ValueError("one order per device and slot")
     ids = {id(o): o.order_id for o in orders}
     orders = sorted(orders, key=lambda o: ids[id(o)])  # quotes in order-id order, ties so broken
-    bids = [_Quote(ids[id(o)], o.device, s.price_u_per_kwh, s.energy_wh)
+    bids = [Quote(ids[id(o)], o.device, s.price_u_per_kwh, s.energy_wh)
             for o in orders if o.side == "buy" for s in o.steps]
-    asks = [_Quote(ids[id(o)], o.device, s.price_u_per_kwh, s.energy_wh)
+    asks = [Quote(ids[id(o)], o.device, s.price_u_per_kwh, s.energy_wh)
             for o in orders if o.side == "sell" for s in o.steps]
     if mechanism == "mmr":
-        match = _mid_market(bids, asks, tariff, grid_import_wh, grid_export_wh)
+        match = mid_market(bids, asks, tariff, grid_import_wh, grid_export_wh)
     else:
-        match = _double_auction(bids, asks, tariff, grid_import_wh, grid_export_wh)
+        match = double_auction(bids, asks, tariff, grid_import_wh, grid_export_wh)
     if not orders:
-        match = _Match(0, {}, {}, [], None)
+        match = Match(0, {}, {}, [], None)
     trades = _priced_trades(match, mechanism, tariff)
     amounts: dict[str, int] = defaultdict(int)
     by_device = {o.device: ids[id(o)] for o in orders}
@@ -179,186 +163,10 @@ def clear_call_auction(
     return clear_slot(slot, orders, tariff, grid_import_wh, grid_export_wh, "uniform")
 
 
-# -- the double auction (uniform, pay-as-bid) ----------------------------------------
-
-
-def _double_auction(
-    bids: list[_Quote], asks: list[_Quote], tariff: Tariff, grid_import_wh: int, grid_export_wh: int
-) -> _Match:
-    grid_ask = _Quote(GRID, GRID, tariff.import_u_per_kwh, grid_import_wh) if grid_import_wh > 0 else None
-    grid_bid = _Quote(GRID, GRID, tariff.feedin_u_per_kwh, grid_export_wh) if grid_export_wh > 0 else None
-    bid_levels = _levels(bids, grid_bid, descending=True)
-    ask_levels = _levels(asks, grid_ask, descending=False)
-    volume = _crossing_volume(bid_levels, ask_levels)
-    buy_fills, bid_parts = _fill_levels(bid_levels, volume)
-    sell_fills, ask_parts = _fill_levels(ask_levels, volume)
-    price = None
-    if volume:
-        last_bid, last_ask = bid_parts[-1][0], ask_parts[-1][0]
-        if last_ask.owner == GRID:  # the grid sells at its import price, never at more
-            price = last_ask.price
-        elif last_bid.owner == GRID:  # and buys at its feed-in price, never at less
-            price = last_bid.price
-        else:
-            price = (last_bid.price + last_ask.price + 1) // 2
-            if grid_bid is not None and buy_fills.get(GRID, 0) < grid_bid.energy_wh:
-                price = max(price, grid_bid.price)  # the grid would still buy at feed-in
-            if grid_ask is not None and sell_fills.get(GRID, 0) < grid_ask.energy_wh:
-                price = min(price, grid_ask.price)  # or still sell at import
-    pairs = _pair(bid_parts, ask_parts)
-    return _Match(volume, buy_fills, sell_fills, pairs, price)
-
-
-def _levels(quotes: list[_Quote], grid: _Quote | None, descending: bool) -> list[list[_Quote]]:
-    """Members' quotes (given in order-id order) grouped by price, best first; the grid's
-    quote is a level of its own, after the members' level at the same price."""
-    ordered = sorted(quotes, key=attrgetter("price"), reverse=descending)  # stable: ids stay sorted
-    levels: list[list[_Quote]] = []
-    for quote in ordered:
-        if levels and levels[-1][0].price == quote.price:
-            levels[-1].append(quote)
-        else:
-            levels.append([quote])
-    if grid is not None:
-        at = 0
-        while at < len(levels) and (levels[at][0].price >= grid.price if descending
-                                    else levels[at][0].price <= grid.price):
-            at += 1
-        levels.insert(at, [grid])
-    return levels
-
-
-def _crossing_volume(bid_levels: list[list[_Quote]], ask_levels: list[list[_Quote]]) -> int:
-    """The largest volume at which the marginal bid still meets the marginal ask (the
-    grid never trades with itself)."""
-    def size(level: list[_Quote]) -> int:
-        return level[0].energy_wh if len(level) == 1 else sum(q.energy_wh for q in level)
-
-    i = j = 0
-    bid_left = size(bid_levels[0]) if bid_levels else 0
-    ask_left = size(ask_levels[0]) if ask_levels else 0
-    volume = 0
-    while i < len(bid_levels) and j < len(ask_levels):
-        bid, ask = bid_levels[i][0], ask_levels[j][0]
-        if bid.price < ask.price or (bid.owner == GRID and ask.owner == GRID):
-            break
-        take = min(bid_left, ask_left)
-        volume += take
-        bid_left -= take
-        ask_left -= take
-        if bid_left == 0:
-            i += 1
-            bid_left = size(bid_levels[i]) if i < len(bid_levels) else 0
-        if ask_left == 0:
-            j += 1
-            ask_left = size(ask_levels[j]) if j < len(ask_levels) else 0
-    return volume
-
-
-def _fill_levels(
-    levels: list[list[_Quote]], volume: int
-) -> tuple[dict[str, int], list[tuple[_Quote, int]]]:
-    """Fill ``volume`` level by level; a level that only partly fits is shared pro rata.
-    Returns each owner's fill and the filled parts of the quotes, in fill order."""
-    fills: dict[str, int] = defaultdict(int)
-    parts: list[tuple[_Quote, int]] = []
-    remaining = volume
-    for level in levels:
-        if remaining <= 0:
-            break
-        if len(level) == 1 and level[0].energy_wh <= remaining:  # the common case
-            quote = level[0]
-            fills[quote.owner] += quote.energy_wh
-            parts.append((quote, quote.energy_wh))
-            remaining -= quote.energy_wh
-            continue
-        size = sum(q.energy_wh for q in level)
-        if size <= remaining:
-            shares: Sequence[int] = [q.energy_wh for q in level]
-        else:
-            shares = split_evenly(remaining, tuple(q.energy_wh for q in level))
-        for quote, share in zip(level, shares, strict=True):
-            if share:
-                fills[quote.owner] += share
-                parts.append((quote, share))
-        remaining -= min(size, remaining)
-    return dict(fills), parts
-
-
-def _pair(
-    bid_parts: list[tuple[_Quote, int]], ask_parts: list[tuple[_Quote, int]]
-) -> list[tuple[_Quote, _Quote, int]]:
-    """Pair filled bid steps (best first) with filled ask steps (best first), greedily."""
-    pairs: list[tuple[_Quote, _Quote, int]] = []
-    i = j = 0
-    bid_left = bid_parts[0][1] if bid_parts else 0
-    ask_left = ask_parts[0][1] if ask_parts else 0
-    while i < len(bid_parts) and j < len(ask_parts):
-        take = min(bid_left, ask_left)
-        pairs.append((bid_parts[i][0], ask_parts[j][0], take))
-        bid_left -= take
-        ask_left -= take
-        if bid_left == 0:
-            i += 1
-            bid_left = bid_parts[i][1] if i < len(bid_parts) else 0
-        if ask_left == 0:
-            j += 1
-            ask_left = ask_parts[j][1] if j < len(ask_parts) else 0
-    return pairs
-
-
-# -- the mid-market rate -------------------------------------------------------------
-
-
-def _mid_market(
-    bids: list[_Quote], asks: list[_Quote], tariff: Tariff, grid_import_wh: int, grid_export_wh: int
-) -> _Match:
-    rate = (tariff.import_u_per_kwh + tariff.feedin_u_per_kwh + 1) // 2
-    buyers = [q for q in bids if q.price >= rate]
-    sellers = [q for q in asks if q.price <= rate]
-    demand, supply = sum(q.energy_wh for q in buyers), sum(q.energy_wh for q in sellers)
-    p2p = min(demand, supply)
-    buy_parts = _pro_rata(buyers, p2p)
-    sell_parts = _pro_rata(sellers, p2p)
-    pairs = _pair(buy_parts, sell_parts)
-    got: dict[int, int] = defaultdict(int)
-    for quote, share in (*buy_parts, *sell_parts):
-        got[id(quote)] += share
-    # What members could not trade among themselves goes to the grid, within its limits.
-    from_grid = [(q, q.energy_wh - got[id(q)]) for q in sorted(bids, key=lambda q: (-q.price, q.owner))
-                 if q.price >= tariff.import_u_per_kwh and q.energy_wh > got[id(q)]]
-    to_grid = [(q, q.energy_wh - got[id(q)]) for q in sorted(asks, key=lambda q: (q.price, q.owner))
-               if q.price <= tariff.feedin_u_per_kwh and q.energy_wh > got[id(q)]]
-    grid_sells = _pro_rata_parts(from_grid, grid_import_wh)
-    grid_buys = _pro_rata_parts(to_grid, grid_export_wh)
-    grid = _Quote(GRID, GRID, 0, 0)
-    pairs += [(q, grid, e) for q, e in grid_sells] + [(grid, q, e) for q, e in grid_buys]
-    buy_fills: dict[str, int] = defaultdict(int)
-    sell_fills: dict[str, int] = defaultdict(int)
-    for bid, ask, energy in pairs:
-        buy_fills[bid.owner] += energy
-        sell_fills[ask.owner] += energy
-    volume = sum(e for _, _, e in pairs)
-    return _Match(volume, dict(buy_fills), dict(sell_fills), pairs, rate if volume else None)
-
-
-def _pro_rata(quotes: list[_Quote], total: int) -> list[tuple[_Quote, int]]:
-    return _pro_rata_parts([(q, q.energy_wh) for q in sorted(quotes, key=lambda q: q.owner)], total)
-
-
-def _pro_rata_parts(parts: list[tuple[_Quote, int]], total: int) -> list[tuple[_Quote, int]]:
-    """``total`` shared in proportion to the parts' sizes (all of them if it is enough)."""
-    size = sum(e for _, e in parts)
-    if size == 0 or total <= 0:
-        return []
-    shares = [e for _, e in parts] if size <= total else split_evenly(total, tuple(e for _, e in parts))
-    return [(q, s) for (q, _), s in zip(parts, shares, strict=True) if s]
-
-
 # -- prices, fills, messages ---------------------------------------------------------
 
 
-def _priced_trades(match: _Match, mechanism: str, tariff: Tariff) -> tuple[Trade, ...]:
+def _priced_trades(match: Match, mechanism: str, tariff: Tariff) -> tuple[Trade, ...]:
     merged: dict[tuple[str, str, int], int] = defaultdict(int)
     for bid, ask, energy in match.pairs:
         if bid.owner == GRID and ask.owner == GRID:
@@ -378,7 +186,7 @@ def _priced_trades(match: _Match, mechanism: str, tariff: Tariff) -> tuple[Trade
 
 
 def _fill(
-    order: Order, order_id: str, ordered: int, match: _Match, price: int | None, amount: int,
+    order: Order, order_id: str, ordered: int, match: Match, price: int | None, amount: int,
     grid_import_wh: int, grid_export_wh: int,
 ) -> OrderFill:
     got = (match.buy_fills if order.side == "buy" else match.sell_fills).get(order_id, 0)
@@ -415,7 +223,7 @@ def _curtailment(fills: tuple[OrderFill, ...], export_limit_wh: int) -> tuple[Or
     return tuple(out)
 
 
-def _partial_reason(order: Order, match: _Match, grid_import_wh: int, grid_export_wh: int) -> str:
+def _partial_reason(order: Order, match: Match, grid_import_wh: int, grid_export_wh: int) -> str:
     if order.side == "buy" and grid_import_wh > 0 and match.sell_fills.get(GRID, 0) >= grid_import_wh:
         return "partly filled: feeder import limit reached"
     if order.side == "sell" and grid_export_wh > 0 and match.buy_fills.get(GRID, 0) >= grid_export_wh:
@@ -424,7 +232,7 @@ def _partial_reason(order: Order, match: _Match, grid_import_wh: int, grid_expor
 
 
 def _unfilled_reason(
-    order: Order, match: _Match, price: int | None, grid_import_wh: int, grid_export_wh: int
+    order: Order, match: Match, price: int | None, grid_import_wh: int, grid_export_wh: int
 ) -> str:
     best = (max if order.side == "buy" else min)(s.price_u_per_kwh for s in order.steps)
     if order.side == "buy":

@@ -268,6 +268,8 @@ def test_every_book_balances_and_keeps_its_limits(book: Book, mechanism: str) ->
     grid_account = sum(money_u(t.energy_wh, t.price_u_per_kwh) * (1 if t.seller == GRID else -1)
                        for t in out.trades if GRID in (t.buyer, t.seller))
     assert sum(f.amount_u for f in out.fills) == grid_account
+    # The grid never buys and sells in one slot.
+    assert out.grid_import_wh == 0 or out.grid_export_wh == 0
     # Arrival order changes nothing.
     shuffled = list(book.orders)
     random.Random(len(shuffled)).shuffle(shuffled)
@@ -318,3 +320,15 @@ def test_a_surplus_beyond_the_feeder_export_limit_is_curtailed_pro_rata_with_the
                                       "export limit of 500 Wh, shared over unsold offers")
     assert {a.device: a.curtail_wh for a in to_award_messages(out, 0)} == curtailed
     assert run(order("s", "sell", (400, 80_001)), export_wh=500).fills[0].curtail_wh == 0
+
+
+def test_an_order_left_out_past_the_margin_is_told_there_was_no_counterpart_at_its_limit() -> None:
+    # s@90k takes b's 100 at 170k; t would sell at 100k too, but nobody is left to buy
+    # (and the grid, with room, buys only at 80k).
+    out = run(order("b", "buy", (100, 250_000)), order("s", "sell", (100, 90_000)),
+              order("t", "sell", (100, 100_000)), import_wh=0)
+    assert out.price_u_per_kwh == 170_000
+    assert why(out)["t"] == ("unfilled", "no demand left at its limit")
+    out = run(order("s", "sell", (100, 90_000)), order("a", "buy", (100, 250_000)),
+              order("b", "buy", (100, 200_000)), import_wh=0)
+    assert why(out)["b"] == ("unfilled", "no supply left at its limit")
