@@ -97,7 +97,7 @@ CHANNELS = (
             "Virtual clock: a gate closure, for the market alone."),
     Channel("ack", "gm/v1/{community}/clock/ack/{participant}", ClockAck, "every participant",
             "clock master", 1, False, "A participant has finished its work for a tick."),
-    Channel("fault", "gm/v1/{community}/sim/fault", FaultCommand, "a test bench's operator "
+    Channel("fault", "gm/v1/{community}/sim/fault", FaultCommand, "operator of a test bench "
             "(gridmesh fault)", "simulated devices (testbed, gridmesh simulate)", 1, False,
             "Make a virtual device misbehave, or behave again; unsigned, for test benches only."),
 )

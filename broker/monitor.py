@@ -15,6 +15,7 @@ from broker.messages import (
     Clearing,
     ClockAck,
     ClockTick,
+    FaultCommand,
     Message,
     MeterReport,
     Order,
@@ -56,6 +57,8 @@ def _fields(msg: Message) -> str:
         return f"seq {msg.seq} t {msg.t_s}{' last' if msg.last else ''}"
     if isinstance(msg, ClockAck):
         return f"{msg.participant} seq {msg.seq}"
+    if isinstance(msg, FaultCommand):
+        return f"{msg.household} {msg.device} -> {'clear' if msg.fault == 'none' else msg.fault}"
     return ""
 
 

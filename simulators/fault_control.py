@@ -4,8 +4,11 @@
 ``gridmesh simulate`` listening with :func:`listen` checks it against its farm and
 applies it. A command naming a household the farm does not serve, or a device that
 household lacks, is refused with a logged reason and changes nothing. The testbed
-queues commands and applies them at its next tick, before the physics step, so a run
-stays a function of its configuration and the commands it was given.
+queues commands and applies them at its next tick, once the farm has been brought to the
+tick's time and before the tick is published (where scheduled faults are switched too,
+so a commanded fault and the same fault in the configuration act alike; a ``frozen``
+device keeps the tick's values), so a run stays a function of its configuration and the
+commands it was given. ``gridmesh simulate`` applies them as they arrive.
 """
 
 from __future__ import annotations

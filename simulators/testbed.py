@@ -290,6 +290,8 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
                 await _race(run, watchdog)
             finally:
                 listener.cancel()
+                if fault_listener.done() and not fault_listener.cancelled() and fault_listener.exception():
+                    print(f"  fault   commands stopped: {fault_listener.exception()}", flush=True)
                 fault_listener.cancel()
                 watchdog.cancel()
         for name, process, log_path in processes:

@@ -13,14 +13,15 @@ import yaml
 from pymodbus.client import AsyncModbusTcpClient
 
 from broker.bus import Endpoint, connect
-from broker.launcher import BrokerHandle
-from broker.messages import FAULT_KINDS
-from broker.topics import Topics
+from broker.launcher import BrokerHandle, free_port_block
+from broker.messages import FAULT_KINDS, ClockTick, FaultCommand, encode
+from broker.monitor import format_payload
+from broker.topics import Topics, parse_topic
 from gridmesh.cli import UsageError, main
 from gridmesh.endpoints import target
 from simulators.device_farm import FAULT_NAMES, METER_UNIT, DeviceFarm
 from simulators.fault_cli import command_from_args
-from simulators.fault_control import FaultInbox, listen
+from simulators.fault_control import FaultInbox, command_problem, listen
 from simulators.fleet import make_households
 from simulators.profiles import ProfileSet
 
@@ -46,6 +47,70 @@ def test_bad_arguments_are_refused_with_the_argument_named() -> None:
         command_from_args(args(device="fridge"))
     with pytest.raises(UsageError, match="household: 'h 1' does not match"):
         command_from_args(args(household="h 1"))
+
+
+def test_the_fault_topic_parses_and_the_monitor_decodes_it() -> None:
+    topic = Topics("demo").sim_fault
+    assert topic == "gm/v1/demo/sim/fault"
+    assert (parse_topic(topic).kind, parse_topic(topic).name) == ("fault", None)
+    line = format_payload(topic, encode(FaultCommand("h003", "meter", "timeout", 0)), 0)
+    assert line.endswith("demo/sim/fault fault h003 meter -> timeout")
+    assert format_payload(topic, encode(FaultCommand("h003", "meter", "none", 0)), 0).endswith("-> clear")
+
+
+def test_commands_are_checked_against_the_farm() -> None:
+    households = make_households(4, 7, prosumer_pct=50)
+    farm = DeviceFarm(households, ProfileSet.load_bundled(), START)  # not started: no ports needed
+    prosumer = next(h.id for h in households if h.battery is not None)
+    consumer = next(h.id for h in households if h.pv_profile is None)
+    assert command_problem(farm, FaultCommand(prosumer, "battery", "busy")) is None
+    assert command_problem(farm, FaultCommand(consumer, "meter", "none")) is None
+    assert command_problem(farm, FaultCommand(consumer, "inverter", "slow")) == (
+        f"{consumer} (consumer) has no inverter")
+    assert command_problem(farm, FaultCommand("h099", "meter", "slow")) == (
+        "no household 'h099' here (serving 4)")
+
+
+def test_payloads_that_are_not_fault_commands_are_refused_with_the_reason() -> None:
+    inbox = FaultInbox()
+    good = encode(FaultCommand("h001", "meter", "frozen", 0))
+    inbox.receive(good.replace(b'"frozen"', b'"fire"'))
+    inbox.receive(good.replace(b'"meter"', b'"fridge"'))
+    inbox.receive(encode(ClockTick(1, 0)))
+    inbox.receive(b"not json")
+    inbox.receive(good)
+    assert [c.fault for c in inbox.pending] == ["frozen"]
+    reasons = [why for what, why in inbox.refused if what == "payload"]
+    assert len(reasons) == 4
+    assert reasons[0].startswith("fault.fault: must be one of timeout,") and "'fire'" in reasons[0]
+    assert reasons[1].startswith("fault.device: must be one of meter,") and "'fridge'" in reasons[1]
+    assert "expected 'fault' here, got 'tick'" in reasons[2]
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["h001", "fridge", "busy"], "device: 'fridge'"),
+    (["h001", "meter", "fire"], "fault: 'fire'"),
+    (["h 1", "meter", "busy"], "household: 'h 1'"),
+    (["--community", "a/b", "h001", "meter", "busy"], "--community: 'a/b'"),
+])
+def test_gridmesh_fault_exits_2_naming_the_bad_argument(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["fault", "--broker", "127.0.0.1:1883", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gridmesh fault: ") and named in err
+
+
+def test_gridmesh_fault_exits_2_when_the_broker_cannot_be_reached(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port_block(1)  # nothing listens there
+    assert main(["fault", "--broker", f"127.0.0.1:{port}", "h001", "meter", "busy"]) == 2
+    assert f"cannot reach the broker at 127.0.0.1:{port}" in capsys.readouterr().err
+    assert main(["fault", "--broker", "nowhere", "h001", "meter", "busy"]) == 2
+    assert "--broker: address must be HOST:PORT" in capsys.readouterr().err
+    assert main(["fault", "--run", str(tmp_path), "h001", "meter", "busy"]) == 2
+    assert "--run: " in capsys.readouterr().err
 
 
 def test_a_run_folder_names_its_broker_and_community(tmp_path: Path) -> None:
