@@ -9,7 +9,6 @@ bytes. Slot ``s`` is cleared at its gate closure; at the same moment slot ``s - 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from broker.schema import to_dict
 from broker.topics import Topics
 from coordinator.clearing import clear_slot, to_award_messages, to_clearing_message
 from coordinator.intake import Intake, Verdict
-from coordinator.settlement import SETTLEMENT_LAG_SLOTS, Terms, settle_slot
+from coordinator.settlement import SETTLEMENT_LAG_SLOTS, settle_slot, terms_for
 from coordinator.standing import Standing
 from coordinator.store import CoordinatorStore
 from ledger.blocks import block_data, member_proofs
@@ -73,20 +72,10 @@ class Coordinator:
         cleared = self.intake.cleared_through
         self.next_gate_slot: int | None = cleared + 1 if cleared >= 0 else None
 
-    def _terms(self, device: str) -> Terms:
-        member = self.community.member(device)
-        return Terms(self.community.fees, self.community.rules,
-                     member.limits if member is not None else None, self.times.slot_s)
-
     def _with_standing(self, settlement: Settlement, slot: int) -> Settlement:
-        """Record the settlement in the member's standing; an exclusion it causes is added
-        to its reason."""
-        excluded = self.standing.record(settlement, slot)
-        if excluded is None:
-            return settlement
-        self.counts["exclusions"] += 1
-        reason = f"{settlement.reason}; {excluded}" if settlement.reason else excluded
-        return dataclasses.replace(settlement, reason=reason[:500])
+        applied = self.standing.apply(settlement, slot)
+        self.counts["exclusions"] += applied is not settlement
+        return applied
 
     def _ensure_started(self, now_s: int) -> int:
         """On first use: write the genesis block and find the first gate to run."""
@@ -199,7 +188,7 @@ class Coordinator:
             slot_settlement = settle_slot(
                 settled_slot, members, past_awards, reports,
                 self.community.tariff.at(self.times.start_s(settled_slot)),
-                terms={d: self._terms(d) for d in members},
+                terms={d: terms_for(self.community, d) for d in members},
             )
             settlements = tuple(sign(self._with_standing(s, slot)) for s in slot_settlement.settlements)
 

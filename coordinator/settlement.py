@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from broker.community import Fees, PowerLimits, Rules, Tariff
+from broker.community import Community, Fees, PowerLimits, Rules, Tariff
 from broker.messages import Award, MeterReport, Settlement
 from broker.units import money_u
 
@@ -37,6 +37,13 @@ class Terms:
     rules: Rules = field(default_factory=Rules)
     limits: PowerLimits | None = None  # the member's connection limits, per slot via slot_s
     slot_s: int = 900
+
+
+def terms_for(community: Community, device: str) -> Terms:
+    """The community's fees and rules with ``device``'s connection limits."""
+    member = community.member(device)
+    return Terms(community.fees, community.rules, member.limits if member is not None else None,
+                 community.market.slot_s)
 
 
 VIOLATION = "connection limit exceeded"

@@ -10,6 +10,7 @@ settlement that caused it and every order refused meanwhile repeat.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -48,6 +49,14 @@ class Standing:
             self.excluded[device] = (until, reason)
             return reason
         return None
+
+    def apply(self, settlement: Settlement, decided_at_slot: int) -> Settlement:
+        """:meth:`record` the settlement; an exclusion it causes is added to its reason."""
+        excluded = self.record(settlement, decided_at_slot)
+        if excluded is None:
+            return settlement
+        reason = f"{settlement.reason}; {excluded}" if settlement.reason else excluded
+        return dataclasses.replace(settlement, reason=reason[:500])
 
     def exclusion(self, device: str, slot: int) -> str | None:
         """Why ``device`` may not trade in ``slot``; None when it may."""

@@ -274,9 +274,7 @@ class AgentCore:
         if result.status == "rejected":
             self.rejected.add(result.ref)
             assert self.proofs is not None
-            for tx_hash, (what, _) in list(self.proofs.expected.items()):  # it will not be sealed
-                if what.endswith(result.ref):
-                    del self.proofs.expected[tx_hash]
+            self.proofs.forget(result.ref)
             log.warning("%s: %s %s rejected: %s", self.device, result.kind, result.ref,
                         result.reason)
         return result.ref

@@ -16,6 +16,7 @@ Its output times the scale is the forecast in Wh per slot.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 
 import numpy as np
@@ -36,7 +37,8 @@ def calendar(first_slot: int) -> list[float]:
     return [math.sin(angle), math.cos(angle), 1.0 if start.weekday() >= 5 else 0.0]
 
 
-def clear_sky(first_slot: int, slots: int = HORIZON) -> list[float]:
+@functools.lru_cache(maxsize=256)  # every agent of a process asks for the same slots
+def clear_sky(first_slot: int, slots: int = HORIZON) -> tuple[float, ...]:
     """The sine of the sun's elevation at the middle of each slot (0 below the horizon)."""
     shape = []
     for slot in range(first_slot, first_slot + slots):
@@ -49,7 +51,7 @@ def clear_sky(first_slot: int, slots: int = HORIZON) -> list[float]:
         elevation = (math.sin(lat) * math.sin(declination)
                      + math.cos(lat) * math.cos(declination) * math.cos(hour_angle))
         shape.append(max(0.0, elevation))
-    return shape
+    return tuple(shape)
 
 
 def scale_of(kind: str, window: FloatArray, peak_wh_per_slot: float | None) -> float:

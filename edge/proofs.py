@@ -41,9 +41,10 @@ class ProofKeeper:
         tx = Transaction.from_message(kind, msg)
         self.expected[tx.tx_hash] = (tx.label(), slot)
 
-    def forget(self, kind: str, msg: Message) -> None:
-        """A refused order or report: it will not be sealed."""
-        self.expected.pop(Transaction.from_message(kind, msg).tx_hash, None)
+    def forget(self, ref: str) -> None:
+        """A refused order or report (by its id): it will not be sealed."""
+        for tx_hash in [h for h, (what, _) in self.expected.items() if what.endswith(f" {ref}")]:
+            del self.expected[tx_hash]
 
     def on_header(self, header: BlockHeader) -> None:
         if not _header_signed(self.verifier, header, self.coordinator_key):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from broker.community import Community
 from broker.messages import GRID, Award, Clearing, Message, MeterReport, Order, Settlement, message_dict
 from coordinator.clearing import clear_slot, to_award_messages, to_clearing_message
-from coordinator.settlement import SETTLEMENT_LAG_SLOTS, Terms, settle_slot
+from coordinator.settlement import SETTLEMENT_LAG_SLOTS, settle_slot, terms_for
 from coordinator.standing import Standing
 from ledger.blocks import Block
 from ledger.transactions import Transaction
@@ -169,18 +169,11 @@ def _replay_slot(group: list[Block], community: Community, awards_by_slot: dict[
                             if isinstance(msg, Settlement)}
     bills = 0
     if members:
-        terms = {}
-        for device in members:
-            member = community.member(device)
-            terms[device] = Terms(community.fees, community.rules,
-                                  member.limits if member is not None else None, times.slot_s)
+        terms = {device: terms_for(community, device) for device in members}
         settlements = settle_slot(settled, members, past_awards, reports,
                                   community.tariff.at(times.start_s(settled)), terms=terms).settlements
-        for expected in settlements:
-            excluded = standing.record(expected, slot)
-            if excluded is not None:
-                reason = f"{expected.reason}; {excluded}" if expected.reason else excluded
-                expected = _with_reason(expected, reason[:500])
+        for settlement in settlements:
+            expected = standing.apply(settlement, slot)  # as the coordinator notes an exclusion
             if expected.device not in recorded_settlements:
                 missing = f"settlement of slot {settled} for {expected.device} is missing"
                 raise _Differs(ReplayDifference(height, None, None, missing))
@@ -196,12 +189,6 @@ def _replay_slot(group: list[Block], community: Community, awards_by_slot: dict[
         raise _Differs(ReplayDifference(where[t.tx_hash], i, t.tx_hash, what))
     report.slots.append(SlotLine(slot, len(orders), line_price, p2p, grid_import, grid_export, settled,
                                  bills))
-
-
-def _with_reason(settlement: Settlement, reason: str) -> Settlement:
-    import dataclasses
-
-    return dataclasses.replace(settlement, reason=reason)
 
 
 def _compare_at(height: int, index: int | None, tx: Transaction | None, recorded: Message,

@@ -19,8 +19,9 @@ from simulators.results import (
     write_results,
     write_summary,
 )
-from simulators.testbed import AGENT_STATS, RUN_MARKER, RunArtifacts, TestbedError, run_testbed
+from simulators.testbed import AGENT_STATS, RUN_MARKER, RunArtifacts, run_testbed
 from simulators.testbed_config import load_testbed_config
+from simulators.testbed_errors import TestbedError
 
 if TYPE_CHECKING:
     from simulators.compare import Comparison

@@ -24,12 +24,8 @@ from broker.bus import Endpoint, connect
 from broker.community import Community, Member
 from broker.identity import Identity
 from broker.launcher import BrokerHandle, start_broker
-from broker.messages import BlockHeader
 from broker.schema import to_dict
 from broker.topics import Topics
-from ledger.blocks import header_hash
-from ledger.errors import LedgerError
-from ledger.store import LedgerStore
 from simulators.clock_master import ClockMaster, tick_times
 from simulators.device_farm import (
     BATTERY_UNIT,
@@ -43,14 +39,12 @@ from simulators.fault_control import FaultInbox, listen
 from simulators.fleet import PROSUMER_BATTERY, community_battery, make_households
 from simulators.physics import HouseholdSpec
 from simulators.profiles import ProfileError, ProfileSet
+from simulators.replicas import stop_replicas
 from simulators.testbed_config import FaultSpec, TestbedConfig, TestbedSection
+from simulators.testbed_errors import TestbedError, tail
 
 RUN_MARKER = "run.json"
 AGENT_STATS = "agents"  # each agent's counters, <device>.json
-
-
-class TestbedError(RuntimeError):
-    """The run could not be started or did not finish; the message says why."""
 
 
 @dataclass
@@ -164,13 +158,6 @@ async def _spawn(args: list[str], log_path: Path) -> asyncio.subprocess.Process:
         )
     finally:
         log.close()
-
-
-def _tail(path: Path, lines: int = 8) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 class Progress:
@@ -300,8 +287,8 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
             except TimeoutError:
                 raise TestbedError(f"{name} did not stop after the last tick") from None
             if code != 0:
-                raise TestbedError(f"{name} exited with code {code}:\n{_tail(log_path)}")
-        artifacts.replicas = await _stop_replicas(replicas, out)
+                raise TestbedError(f"{name} exited with code {code}:\n{tail(log_path)}")
+        artifacts.replicas = await stop_replicas(replicas, out)
     finally:
         for _, process, _ in [*processes, *replicas]:
             if process.returncode is None:
@@ -311,45 +298,6 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
         broker.stop()
     artifacts.wall_s = time.monotonic() - started
     return artifacts
-
-
-async def _stop_replicas(
-    replicas: list[tuple[str, asyncio.subprocess.Process, Path]], out: Path, timeout_s: float = 30.0
-) -> dict[str, str]:
-    """Wait until every replica holds the coordinator's head, stop it, and return each one's
-    head hash; TestbedError if one refused a block or fell behind."""
-    if not replicas:
-        return {}
-    with LedgerStore.open_readonly(out / "ledger.db") as store:
-        head = store.head()
-    target = -1 if head is None else head.height
-    heads: dict[str, str] = {}
-    deadline = time.monotonic() + timeout_s
-    for name, process, log_path in replicas:
-        path = out / "replicas" / f"{name}.db"
-        while True:
-            held = _replica_head(path)
-            if held is not None and held.height >= target:
-                heads[name] = header_hash(held)
-                break
-            if process.returncode is not None or time.monotonic() > deadline:
-                raise TestbedError(f"replica {name} stopped at height {held.height if held else -1} of "
-                                   f"{target}:\n{_tail(log_path)}")
-            await asyncio.sleep(0.1)
-        process.terminate()
-        if await asyncio.wait_for(process.wait(), 30) != 0:
-            raise TestbedError(f"replica {name} refused blocks:\n{_tail(log_path)}")
-    return heads
-
-
-def _replica_head(path: Path) -> BlockHeader | None:
-    if not path.exists():
-        return None
-    try:
-        with LedgerStore.open_readonly(path) as store:
-            return store.head()
-    except LedgerError:
-        return None  # being created
 
 
 FAULT_UNITS = {"meter": METER_UNIT, "inverter": INVERTER_UNIT, "battery": BATTERY_UNIT}
@@ -385,7 +333,7 @@ async def _watch(processes: list[tuple[str, asyncio.subprocess.Process, Path]]) 
             if task.result() != 0:
                 name, log = waits[task]
                 raise TestbedError(f"{name} stopped during the run (exit code "
-                                   f"{task.result()}):\n{_tail(log)}")
+                                   f"{task.result()}):\n{tail(log)}")
     await asyncio.Event().wait()  # all exited cleanly: the clock finishes on its own
 
 
