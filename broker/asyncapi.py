@@ -11,11 +11,13 @@ current and that every example decodes with the codec.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import sys
 import types
 from dataclasses import dataclass
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+import numpy as np
 import yaml
 
 from broker.identity import Identity
@@ -45,6 +47,7 @@ from broker.messages import (
     encode,
     message_dict,
 )
+from broker.model_messages import ForecastShare, ModelRelease, model_text, pack_matrix
 from broker.schema import Bounds
 
 EXAMPLE_SEED = 1  # demo keys: Identity.derived(name, EXAMPLE_SEED)
@@ -100,12 +103,20 @@ CHANNELS = (
     Channel("fault", "gm/v1/{community}/sim/fault", FaultCommand, "operator of a test bench "
             "(gridmesh fault)", "simulated devices (testbed, gridmesh simulate)", 1, False,
             "Make a virtual device misbehave, or behave again; unsigned, for test benches only."),
+    Channel("share", "gm/v1/{community}/dev/{device}/share", ForecastShare, "edge agent (households)",
+            "coordinator", 1, False, "A federated round's statistics of one forecaster over the member's "
+            "own history (X^T X upper triangle and X^T Y: float64 little-endian row-major, deflated, "
+            "base64), sent at the round's first slot start; answered with a result."),
+    Channel("model", "gm/v1/{community}/model/{kind}", ModelRelease, "coordinator", "edge agents", 1, True,
+            "A forecaster pooled from a round's shares, signed, retained: the ONNX file in base64 with "
+            "its SHA-256; agents switch to it from effective_slot."),
 )
 
 PARAMETERS = {
     "community": "The community id, e.g. demo.",
     "device": "A member device id (its Ed25519 key is in the community registry).",
     "participant": "A device id or the coordinator id.",
+    "kind": "A forecaster: load or pv.",
 }
 
 
@@ -114,6 +125,12 @@ def examples() -> dict[str, Message]:
     h001 = Identity.derived("h001", EXAMPLE_SEED)
     boss = Identity.derived("coordinator", EXAMPLE_SEED)
     order = h001.sign(Order("h001", SLOT + 1, 0, "buy", (Step(420, 300_000), Step(200, 150_000)), T_S))
+    # Statistics of two windows of a one-input model (real shares are 100 or 196 rows by 96),
+    # and a model shortened to a few bytes (a real one is 39 or 76 KB).
+    xtx, xty = np.array([[2.5, 2.0], [2.0, 2.0]]), np.array([[1.25], [3.0]])
+    model = b"ONNX model bytes, shortened for this example"
+    share = ForecastShare("h001", 16_958, "load", 2, 1, 2, 1, pack_matrix(xtx, upper=True), pack_matrix(xty),
+                          T_S)
     return {
         "status": Status("h001", "online", T_S),
         "telemetry": Telemetry("h001", T_S, 850, 1200, -300, 64),
@@ -136,6 +153,10 @@ def examples() -> dict[str, Message]:
         "blockdata": BlockData(
             boss.sign(BlockHeader(5, "00" * 32, "ab" * 32, SLOT + 1, T_S + 600, 12, 1_024, 1)),
             (LedgerTx("order", encode(order).decode()),)),
+        "share": h001.sign(share),
+        "release": boss.sign(ModelRelease("load", 2, 16_958, SLOT + 2, 1, 3000, ("h001", "h002", "h003"),
+                                          1443, hashlib.sha256(model).hexdigest(), model_text(model),
+                                          T_S + 900)),
     }
 
 

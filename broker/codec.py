@@ -71,10 +71,10 @@ def canonical_json(value: Any) -> bytes:
     return text.encode("utf-8")
 
 
-def parse_json_object(data: bytes) -> dict[str, Any]:
+def parse_json_object(data: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
     """Decode a payload into a dict, rejecting floats, NaN, bad UTF-8 and non-objects."""
-    if len(data) > MAX_PAYLOAD_BYTES:
-        raise PayloadError(f"payload too large: {len(data)} bytes > {MAX_PAYLOAD_BYTES}")
+    if len(data) > max_bytes:
+        raise PayloadError(f"payload too large: {len(data)} bytes > {max_bytes}")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -235,6 +235,34 @@ class LedgerRules:
 
 
 @dataclass(frozen=True)
+class Forecasting:
+    """Federated rounds for the edge forecasters (docs/forecasting.md). At every slot start
+    that is a multiple of ``round_slots`` the households share statistics of their own
+    history; at the next slot boundary the coordinator pools each forecaster that at
+    least ``min_members`` shared, pulled toward the current model with ``prior_weight``
+    (the ridge strength, in windows' units), and releases it. 0 switches rounds off."""
+
+    round_slots: int = bounded(0, min=0, max=35_040)
+    min_members: int = bounded(3, min=2, max=10_000)
+    min_windows: int = bounded(96, min=1, max=35_040)  # a member shares from this many windows on
+    prior_weight: int = bounded(3000, min=1, max=10**9)
+
+    def __post_init__(self) -> None:
+        if self.round_slots == 1:
+            raise ValueError("round_slots: must be 0 (off) or at least 2 (share, then pool)")
+
+    @property
+    def enabled(self) -> bool:
+        return self.round_slots > 0
+
+    def round_of(self, slot: int) -> int | None:
+        """The round that starts at ``slot``, or None if none does."""
+        if not self.enabled or slot % self.round_slots:
+            return None
+        return slot // self.round_slots
+
+
+@dataclass(frozen=True)
 class Community:
     id: str = bounded("demo", pattern=ID)
     coordinator_id: str = bounded("coordinator", pattern=ID)
@@ -245,6 +273,7 @@ class Community:
     fees: Fees = field(default_factory=Fees)
     rules: Rules = field(default_factory=Rules)
     ledger: LedgerRules = field(default_factory=LedgerRules)
+    forecasting: Forecasting = field(default_factory=Forecasting)
     members: tuple[Member, ...] = ()
 
     def __post_init__(self) -> None:

@@ -12,24 +12,20 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from broker.codec import PayloadError, canonical_json, parse_json_object
+from broker.message_base import HASH as HASH
+from broker.message_base import ID as ID
+from broker.message_base import MAX_T_S as MAX_T_S
+from broker.message_base import SCHEMA_VERSION as SCHEMA_VERSION
+from broker.message_base import SIG as SIG
+from broker.message_base import Message as Message
+from broker.model_messages import ForecastShare, ModelRelease
 from broker.schema import SchemaError, bounded, from_dict, to_dict
 
-SCHEMA_VERSION = 1
-ID = r"[A-Za-z0-9_-]{1,64}"
-SIG = r"([0-9a-f]{128})?"
-HASH = r"[0-9a-f]{64}"
 MAX_ENERGY_WH = 10_000_000
 MAX_PRICE_U_PER_KWH = 100_000_000
 MAX_POWER_W = 10_000_000
 MAX_MONEY_U = 10**15
-MAX_T_S = 2**40
 GRID = "grid"  # the grid as a party to trades
-
-
-@dataclass(frozen=True)
-class Message:
-    TYPE: ClassVar[str] = ""
-    SIGNED: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)
@@ -96,13 +92,13 @@ def report_id(device: str, slot: int) -> str:
 
 @dataclass(frozen=True)
 class Result(Message):
-    """The coordinator's answer to one order or meter report: accepted or rejected."""
+    """The coordinator's answer to one order, meter report or forecast share: accepted or rejected."""
 
     TYPE: ClassVar[str] = "result"
     SIGNED: ClassVar[bool] = True
     device: str = bounded(pattern=ID)
     ref: str = bounded(max_len=200)
-    kind: str = bounded(choices=("order", "report", "payload"))
+    kind: str = bounded(choices=("order", "report", "payload", "share"))
     status: str = bounded(choices=("accepted", "rejected"))
     reason: str = bounded(max_len=500)
     t_s: int = bounded(min=0, max=MAX_T_S)
@@ -320,9 +316,10 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
     for cls in (
         Status, Telemetry, Order, Result, Clearing, Award,
         MeterReport, Settlement, BlockHeader, ClockTick, ClockAck, FaultCommand, BlockData,
-        InclusionProof,
+        InclusionProof, ForecastShare, ModelRelease,
     )
 }
+MAX_WIRE_BYTES = max(cls.MAX_BYTES for cls in MESSAGE_TYPES.values())
 
 
 def message_dict(msg: Message) -> dict[str, Any]:
@@ -350,9 +347,15 @@ def signing_payload(msg: Message) -> bytes:
 
 
 def decode(data: bytes, expected: type[Message] | None = None) -> Message:
-    """Parse and validate a payload; raise PayloadError with a reason naming the field."""
-    obj = parse_json_object(data)
-    return message_from_dict(obj, expected)
+    """Parse and validate a payload; raise PayloadError with a reason naming the field.
+
+    A payload may be as large as its type allows (``MAX_BYTES``: a forecast share is
+    larger than the rest); without ``expected``, as large as the largest type allows."""
+    limit = expected.MAX_BYTES if expected is not None else MAX_WIRE_BYTES
+    msg = message_from_dict(parse_json_object(data, limit), expected)
+    if len(data) > msg.MAX_BYTES:
+        raise PayloadError(f"payload too large: {len(data)} bytes > {msg.MAX_BYTES} for {msg.TYPE} messages")
+    return msg
 
 
 def message_from_dict(obj: dict[str, Any], expected: type[Message] | None = None) -> Message:

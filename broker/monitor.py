@@ -25,6 +25,7 @@ from broker.messages import (
     Telemetry,
     decode,
 )
+from broker.model_messages import ForecastShare, ModelRelease
 from broker.topics import PREFIX, TopicError, parse_topic
 
 
@@ -59,6 +60,11 @@ def _fields(msg: Message) -> str:
         return f"{msg.participant} seq {msg.seq}"
     if isinstance(msg, FaultCommand):
         return f"{msg.household} {msg.device} -> {'clear' if msg.fault == 'none' else msg.fault}"
+    if isinstance(msg, ForecastShare):
+        return f"{msg.share_id} {msg.kind} windows {msg.windows} on version {msg.base_version}"
+    if isinstance(msg, ModelRelease):
+        return (f"{msg.kind} version {msg.version} round {msg.round} from slot {msg.effective_slot} "
+                f"members {len(msg.members)} windows {msg.windows} sha256 {msg.sha256[:12]}")
     return ""
 
 

@@ -1,9 +1,11 @@
 """Topic names under ``gm/v1/{community}/``, built and parsed in one place.
 
     gm/v1/{c}/dev/{device}/{kind}   kind: status telemetry order report result award settlement proof
+                                    share
     gm/v1/{c}/market/clearing       public clearing results
     gm/v1/{c}/ledger/block          block headers
     gm/v1/{c}/ledger/data           whole blocks, for replicas
+    gm/v1/{c}/model/{kind}          forecaster releases (kind: load, pv), retained
     gm/v1/{c}/clock/tick            virtual clock ticks for everyone (slot starts, the last)
     gm/v1/{c}/clock/gate            virtual clock ticks for the market alone (gate closures)
     gm/v1/{c}/clock/ack/{name}      acknowledgements of ticks
@@ -18,15 +20,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from broker.model_messages import MODEL_KINDS
+
 PREFIX = "gm/v1"
 NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-DEVICE_KINDS = ("status", "telemetry", "order", "report", "result", "award", "settlement", "proof")
+DEVICE_KINDS = ("status", "telemetry", "order", "report", "result", "award", "settlement", "proof",
+                "share")
 # Which message type each topic carries: the monitor decodes by topic.
 TYPE_OF_KIND = {
     "status": "status", "telemetry": "telemetry", "order": "order", "report": "report",
     "result": "result", "award": "award", "settlement": "settlement", "proof": "proof",
     "clearing": "clearing", "block": "block", "tick": "tick", "gate": "tick", "ack": "ack",
-    "fault": "fault", "blockdata": "blockdata",
+    "fault": "fault", "blockdata": "blockdata", "share": "share", "model": "release",
 }
 
 
@@ -37,6 +42,12 @@ class TopicError(ValueError):
 def _name(value: str, what: str) -> str:
     if not NAME.fullmatch(value):
         raise TopicError(f"{what} {value!r} must match {NAME.pattern}")
+    return value
+
+
+def _one_of(value: str, allowed: tuple[str, ...], what: str) -> str:
+    if value not in allowed:
+        raise TopicError(f"unknown {what} {value!r}")
     return value
 
 
@@ -54,15 +65,11 @@ class Topics:
         return f"{PREFIX}/{self.community}"
 
     def device(self, device: str, kind: str) -> str:
-        if kind not in DEVICE_KINDS:
-            raise TopicError(f"unknown device topic kind {kind!r}")
-        return f"{self.root}/dev/{_name(device, 'device')}/{kind}"
+        return f"{self.root}/dev/{_name(device, 'device')}/{_one_of(kind, DEVICE_KINDS, 'device topic kind')}"
 
     def all_devices(self, kind: str) -> str:
         """Filter for ``kind`` from every device, e.g. all orders."""
-        if kind not in DEVICE_KINDS:
-            raise TopicError(f"unknown device topic kind {kind!r}")
-        return f"{self.root}/dev/+/{kind}"
+        return f"{self.root}/dev/+/{_one_of(kind, DEVICE_KINDS, 'device topic kind')}"
 
     @property
     def clearing(self) -> str:
@@ -75,6 +82,15 @@ class Topics:
     @property
     def block_data(self) -> str:
         return f"{self.root}/ledger/data"
+
+    def model(self, kind: str) -> str:
+        """Where the coordinator releases the ``kind`` forecaster (retained)."""
+        return f"{self.root}/model/{_one_of(kind, MODEL_KINDS, 'model kind')}"
+
+    @property
+    def models(self) -> str:
+        """Filter for every forecaster release."""
+        return f"{self.root}/model/+"
 
     @property
     def tick(self) -> str:
@@ -104,7 +120,7 @@ class Topics:
 class ParsedTopic:
     community: str
     kind: str  # one of TYPE_OF_KIND's keys
-    name: str | None  # the device or participant, where the topic names one
+    name: str | None  # the device, participant or model kind, where the topic names one
 
 
 def parse_topic(topic: str) -> ParsedTopic:
@@ -124,6 +140,8 @@ def parse_topic(topic: str) -> ParsedTopic:
         return ParsedTopic(community, "block", None)
     if rest == ["ledger", "data"]:
         return ParsedTopic(community, "blockdata", None)
+    if len(rest) == 2 and rest[0] == "model" and rest[1] in MODEL_KINDS:
+        return ParsedTopic(community, "model", rest[1])
     if rest == ["clock", "tick"]:
         return ParsedTopic(community, "tick", None)
     if rest == ["clock", "gate"]:

@@ -20,7 +20,7 @@ from coordinator.service import Coordinator, Outgoing
 
 log = logging.getLogger("gridmesh.coordinator")
 
-SUBMISSIONS = ("order", "report")
+SUBMISSIONS = ("order", "report", "share")
 MAX_BATCH = 256
 
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import logging
 from pathlib import Path
 from typing import Any
 
 from broker.bus import Endpoint
+from broker.model_messages import MODEL_KINDS
 from coordinator.bus_loop import CoordinatorLoop
 from coordinator.config import load_coordinator_config
 from coordinator.service import Coordinator
 from coordinator.store import CoordinatorStore, StoreError
 from gridmesh import aio
 from gridmesh.cli import UsageError
+from gridmesh.onnx_linear import ModelFormatError, OnnxUnavailable
 from ledger.store import LedgerStore
 from ledger.writer import LedgerWriter
 
@@ -47,8 +50,19 @@ def build_coordinator(config_path: Path) -> tuple[Coordinator, str, Endpoint]:
         raise UsageError(str(exc)) from None
     ledger = LedgerWriter(LedgerStore(config.data_dir / "ledger.db"), config.identity,
                           config.community.ledger)
-    coordinator = Coordinator(config.community, config.identity, store, ledger)
+    models = bundled_models() if config.community.forecasting.enabled else None
+    try:
+        coordinator = Coordinator(config.community, config.identity, store, ledger, models)
+    except (OnnxUnavailable, ModelFormatError) as exc:
+        raise UsageError(f"{config_path}: community.forecasting: {exc}") from None
     return coordinator, config.section.clock, endpoint
+
+
+def bundled_models() -> dict[str, bytes]:
+    """The forecasters every agent starts with (``edge/models``): the first rounds pull
+    toward them (later ones toward the latest release, from the database)."""
+    models = importlib.resources.files("edge").joinpath("models")
+    return {kind: models.joinpath(f"{kind}.onnx").read_bytes() for kind in MODEL_KINDS}
 
 
 def run(args: argparse.Namespace) -> int:

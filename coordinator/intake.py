@@ -15,10 +15,24 @@ from dataclasses import dataclass, field
 from broker.community import Community
 from broker.identity import Verifier
 from broker.messages import MeterReport, Order
+from broker.model_messages import ForecastShare
 from broker.units import energy_wh_for
 from coordinator.standing import Standing
 
 MAX_SLOTS_AHEAD = 96
+
+
+def sender_problem(community: Community, verifier: Verifier, msg: Order | MeterReport | ForecastShare,
+                   topic_device: str) -> str:
+    """The checks every submission passes: its topic, its member, its signature."""
+    if msg.device != topic_device:
+        return f"device {msg.device!r} does not match the topic's device {topic_device!r}"
+    member = community.member(msg.device)
+    if member is None:
+        return f"unknown device {msg.device!r}: not a member of {community.id}"
+    if not verifier.verify(msg, member.public_key):
+        return "bad signature"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -45,15 +59,7 @@ class Intake:
     standing: Standing | None = None  # members excluded under the community's rules
 
     def _sender_problem(self, msg: Order | MeterReport, topic_device: str) -> str:
-        """The checks every submission passes: its topic, its member, its signature."""
-        if msg.device != topic_device:
-            return f"device {msg.device!r} does not match the topic's device {topic_device!r}"
-        member = self.community.member(msg.device)
-        if member is None:
-            return f"unknown device {msg.device!r}: not a member of {self.community.id}"
-        if not self.verifier.verify(msg, member.public_key):
-            return "bad signature"
-        return ""
+        return sender_problem(self.community, self.verifier, msg, topic_device)
 
     def _remember(self, ref: str, slot: int, reason: str) -> Verdict:
         verdict = Verdict(ref, slot, not reason, reason)

@@ -4,13 +4,16 @@
 settles each slot once its meter reports are in, and seals one ledger block per slot.
 It stores before it answers; the async shell in :mod:`coordinator.bus_loop` only moves
 bytes. Slot ``s`` is cleared at its gate closure; at the same moment slot ``s - 2``
-(whose reports arrived when slot ``s - 1`` began) is settled.
+(whose reports arrived when slot ``s - 1`` began) is settled. With federated rounds on
+(``community.forecasting``) it also takes members' forecast shares and, at each round's
+slot boundary, publishes the pooled models (:mod:`coordinator.model_rounds`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from broker.codec import PayloadError
@@ -25,10 +28,12 @@ from broker.messages import (
     Settlement,
     decode,
 )
+from broker.model_messages import ForecastShare, ModelRelease
 from broker.schema import to_dict
 from broker.topics import Topics
 from coordinator.clearing import clear_slot, to_award_messages, to_clearing_message
 from coordinator.intake import Intake, Verdict
+from coordinator.model_rounds import ModelRounds
 from coordinator.settlement import SETTLEMENT_LAG_SLOTS, settle_slot, terms_for
 from coordinator.standing import Standing
 from coordinator.store import CoordinatorStore
@@ -53,6 +58,7 @@ class Coordinator:
         identity: Identity,
         store: CoordinatorStore,
         ledger: LedgerWriter,
+        models: Mapping[str, bytes] | None = None,  # the forecasters every member starts with
     ) -> None:
         if community.coordinator_key != identity.public_key_hex:
             raise ValueError("community.coordinator_key is not this coordinator's public key")
@@ -71,6 +77,19 @@ class Coordinator:
         self._genesis_sent = False
         cleared = self.intake.cleared_through
         self.next_gate_slot: int | None = cleared + 1 if cleared >= 0 else None
+        self.rounds: ModelRounds | None = None
+        self._republish: list[ModelRelease] = []
+        if community.forecasting.enabled:
+            if not models:
+                raise ValueError("community.forecasting.round_slots is set: the coordinator needs the "
+                                 "members' current forecaster models")
+            self.rounds = ModelRounds(community, identity, models)
+            pooled_through = store.progress("pooled_through_round")
+            releases = store.releases()
+            self.rounds.restore(releases, pooled_through, store.open_shares(pooled_through))
+            # Published again (retained, so harmless) at the first advance: a restart may
+            # have come between storing a release and publishing it.
+            self._republish = list({r.kind: r for r in releases}.values())
 
     def _with_standing(self, settlement: Settlement, slot: int) -> Settlement:
         applied = self.standing.apply(settlement, slot)
@@ -87,7 +106,9 @@ class Coordinator:
     # -- submissions ------------------------------------------------------------
 
     def handle(self, kind: str, device: str, payload: bytes, now_s: int) -> list[Outgoing]:
-        """Handle one order or report payload from ``device``'s topic."""
+        """Handle one order, report or forecast share payload from ``device``'s topic."""
+        if kind == "share":
+            return self._handle_share(device, payload, now_s)
         expected = Order if kind == "order" else MeterReport
         try:
             msg = decode(payload, expected)
@@ -151,20 +172,54 @@ class Coordinator:
         result = Result(device, ref, kind, status, reason, now_s)
         return self.identity.sign(result) if signed else result
 
+    def _handle_share(self, device: str, payload: bytes, now_s: int) -> list[Outgoing]:
+        try:
+            share = decode(payload, ForecastShare)
+        except PayloadError as exc:
+            return self.refuse(device, exc.reason, now_s)
+        assert isinstance(share, ForecastShare)
+        if self.rounds is None:
+            verdict = Verdict(share.share_id, 0, False, "federated forecasting is off in this community "
+                              "(forecasting.round_slots is 0)", first_time=False, authentic=False)
+        else:
+            verdict = self.rounds.submit(share, device, now_s)
+        topic = self.topics.device(device, "result")
+        if not verdict.first_time and verdict.authentic:
+            self.counts["share_duplicate"] += 1
+            first = self.store.share_result_for(verdict.ref)
+            if first is not None:
+                return [Outgoing(topic, first)]
+        self.counts[f"share_{'accepted' if verdict.accepted else 'rejected'}"] += 1
+        if not verdict.accepted:
+            log.info("share %s refused: %s", verdict.ref, verdict.reason)
+        result = self._result(device, verdict.ref, "share", verdict.accepted, verdict.reason, now_s)
+        if verdict.first_time:
+            self.store.record_share(verdict, share, payload, result)
+        return [Outgoing(topic, result)]
+
     # -- time -------------------------------------------------------------------
 
     def next_event_s(self, now_s: int) -> int:
-        """When the coordinator next has work: the next gate closure."""
-        return self.times.gate_s(self._ensure_started(now_s))
+        """When the coordinator next has work: the next gate closure, or a round to pool."""
+        gate_s = self.times.gate_s(self._ensure_started(now_s))
+        pool_s = self.rounds.next_pool_s() if self.rounds is not None else None
+        return gate_s if pool_s is None else min(gate_s, pool_s)
 
     def advance(self, now_s: int) -> list[Outgoing]:
-        """Run every gate closure due at or before ``now_s``."""
+        """Run every gate closure and every round's pooling due at or before ``now_s``."""
         out: list[Outgoing] = []
         slot = self._ensure_started(now_s)
         while self.times.gate_s(slot) <= now_s:
             out.extend(self._gate_closure(slot, self.times.gate_s(slot)))
             slot += 1
             self.next_gate_slot = slot
+        out.extend(Outgoing(self.topics.model(r.kind), r, retain=True) for r in self._republish)
+        self._republish = []
+        if self.rounds is not None:
+            for round_, releases in self.rounds.pool_due(now_s):
+                self.store.record_round(round_, releases)  # stored before it is published
+                self.counts["model_releases"] += len(releases)
+                out.extend(Outgoing(self.topics.model(r.kind), r, retain=True) for r in releases)
         return out
 
     def _gate_closure(self, slot: int, t_s: int) -> list[Outgoing]:

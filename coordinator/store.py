@@ -26,7 +26,9 @@ from broker.messages import (
     decode,
     encode,
 )
+from broker.model_messages import ForecastShare, ModelRelease
 from coordinator.intake import Intake, Verdict
+from coordinator.share_intake import StoredShare
 
 SCHEMA_VERSION = 1
 
@@ -65,6 +67,16 @@ class CoordinatorStore:
             {"slot": int, "device": str, "payload": str}, pk=("slot", "device"), if_not_exists=True
         )
         db["progress"].create({"key": str, "value": int}, pk="key", if_not_exists=True)  # type: ignore[union-attr]
+        db["shares"].create(  # type: ignore[union-attr]  # federated rounds: payloads kept until pooled
+            {"ref": str, "round": int, "kind": str, "device": str, "accepted": int, "reason": str,
+             "payload": str, "result": str},
+            pk="ref", if_not_exists=True,
+        )
+        db["releases"].create(  # type: ignore[union-attr]
+            {"kind": str, "version": int, "round": int, "effective_slot": int, "sha256": str,
+             "members": int, "windows": int, "payload": str},
+            pk=("kind", "version"), if_not_exists=True,
+        )
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def record_verdict(
@@ -147,6 +159,48 @@ class CoordinatorStore:
                 report = _as(MeterReport, payload)
                 intake.reports[slot][report.device] = report
         return intake
+
+    # -- federated rounds ------------------------------------------------------------
+
+    def record_share(self, verdict: Verdict, share: ForecastShare, payload: bytes, result: Result) -> None:
+        self.db.conn.execute(
+            "INSERT OR REPLACE INTO shares (ref, round, kind, device, accepted, reason, payload, result) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (verdict.ref, share.round, share.kind, share.device, int(verdict.accepted), verdict.reason,
+             payload.decode() if verdict.accepted else "", encode(result).decode()),
+        )
+        if not self._batching:
+            self.db.conn.commit()
+
+    def share_result_for(self, ref: str) -> Result | None:
+        row = self.db.execute("SELECT result FROM shares WHERE ref = ?", [ref]).fetchone()
+        return _as(Result, row[0]) if row else None
+
+    def record_round(self, round_: int, releases: list[ModelRelease]) -> None:
+        """A pooled round: its releases, and the shares' payloads dropped (their verdicts stay)."""
+        with self.db.conn:
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO releases (kind, version, round, effective_slot, sha256, members, "
+                "windows, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r.kind, r.version, r.round, r.effective_slot, r.sha256, len(r.members), r.windows,
+                  encode(r).decode()) for r in releases],
+            )
+            self.db.conn.execute("UPDATE shares SET payload = '' WHERE round <= ?", (round_,))
+            self._set("pooled_through_round", round_)
+
+    def releases(self) -> list[ModelRelease]:
+        """Every release, oldest first."""
+        rows = self.db.execute("SELECT payload FROM releases ORDER BY version, kind").fetchall()
+        return [_as(ModelRelease, payload) for (payload,) in rows]
+
+    def open_shares(self, after_round: int) -> list[StoredShare]:
+        """The shares of rounds after ``after_round`` (not pooled yet), as answered."""
+        rows = self.db.execute(
+            "SELECT ref, round, accepted, reason, payload FROM shares WHERE round > ? ORDER BY rowid",
+            [after_round]).fetchall()
+        return [StoredShare(ref, round_, bool(accepted), reason,
+                            _as(ForecastShare, payload) if payload else None)
+                for ref, round_, accepted, reason, payload in rows]
 
     def settlements(self) -> Iterator[Settlement]:
         """Every stored settlement, in slot and member order."""

@@ -4,7 +4,9 @@ With ``clock: bus`` the agent acts on the virtual clock's ticks and acknowledges
 tick once the coordinator has answered everything it sent (results for its report and
 order at a slot start, its award at a gate closure). With ``clock: wall`` it acts at
 each slot start of the system clock. A lost broker connection is retried with
-backoff; the devices keep their last setpoint meanwhile.
+backoff; the devices keep their last setpoint meanwhile. With federated rounds on, the
+agent also shares its forecasting statistics and takes released models
+(:mod:`edge.model_updates`).
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from broker.messages import (
     Telemetry,
     decode,
 )
+from broker.model_messages import ModelRelease
 from broker.topics import TopicError, Topics, parse_topic
 from edge.agent_core import AgentCore
+from edge.model_updates import ModelUpdates
 from edge.readings import Readings
 
 log = logging.getLogger("gridmesh.edge")
@@ -68,6 +72,8 @@ class Agent:
         self._answered = asyncio.Event()
         self._tick_task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
+        self.updates = ModelUpdates.for_member(core.device, core.community, core.identity, core.forecaster,
+                                               core.counts)
 
     @property
     def device(self) -> str:
@@ -93,6 +99,8 @@ class Agent:
             filters.append(self.topics.block)  # headers, to check the member's proofs against
             if self.core.storage:
                 filters.append(self.topics.clearing)
+            if self.updates is not None:
+                filters.append(self.topics.models)  # retained: the latest release of each at once
             if self.clock_mode == "bus":
                 filters.append(self.topics.tick)
             await bus.subscribe(filters)
@@ -142,6 +150,8 @@ class Agent:
             self.core.proofs.on_header(msg)
         elif isinstance(msg, InclusionProof) and self.core.proofs is not None:
             self.core.proofs.on_proof(msg)
+        elif isinstance(msg, ModelRelease) and self.updates is not None:
+            self.updates.on_release(msg, self.core.history)
         if ref is not None:
             self._awaiting.discard(ref)
             if not self._awaiting:
@@ -166,14 +176,19 @@ class Agent:
 
     def stats(self) -> dict[str, int]:
         """What the agent counted (messages, faults, reconnects) and its device layer's
-        (failures, skipped reads, re-applied commands, time spent in Modbus)."""
-        return {**self.core.counts, **self.devices.stats()}
+        (failures, skipped reads, re-applied commands, time spent in Modbus), and which
+        released forecasters it runs since when."""
+        updates = self.updates.stats() if self.updates is not None else {}
+        return {**self.core.counts, **self.devices.stats(), **updates}
 
     async def _slot_start(self, bus: BusConnection, slot: int, t_s: int) -> None:
         started = time.perf_counter()
         readings = await self.devices.read(t_s)
         read_s = time.perf_counter() - started
+        if self.updates is not None:
+            self.updates.switch(slot)  # a released model runs from its effective slot on
         actions = self.core.on_slot_start(slot, readings)
+        shares = self.updates.shares(slot, self.core.history, t_s) if self.updates is not None else []
         started = time.perf_counter()
         if actions.release_battery:
             await self.devices.release_battery()
@@ -184,10 +199,10 @@ class Agent:
         counts = self.core.counts
         counts["device_us"] += round((read_s + time.perf_counter() - started) * 1e6)
         counts["device_cycles"] += 1
-        self._awaiting = set(actions.awaiting)
+        self._awaiting = set(actions.awaiting) | {share.share_id for share in shares}
         self._answered.clear()
         publishes = []
-        for msg in actions.messages:
+        for msg in (*actions.messages, *shares):
             qos = 0 if isinstance(msg, Telemetry) else 1
             kind = "telemetry" if isinstance(msg, Telemetry) else msg.TYPE
             publishes.append(bus.publish(self.topics.device(self.device, kind), msg, qos=qos))

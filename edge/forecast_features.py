@@ -40,18 +40,20 @@ def calendar(first_slot: int) -> list[float]:
 @functools.lru_cache(maxsize=256)  # every agent of a process asks for the same slots
 def clear_sky(first_slot: int, slots: int = HORIZON) -> tuple[float, ...]:
     """The sine of the sun's elevation at the middle of each slot (0 below the horizon)."""
-    shape = []
-    for slot in range(first_slot, first_slot + slots):
-        t = dt.datetime.fromtimestamp(slot * SLOT_S + SLOT_S // 2, dt.UTC)
-        day = t.timetuple().tm_yday
-        declination = math.radians(23.44) * math.sin(2 * math.pi * (284 + day) / 365)
-        solar_hours = t.hour + t.minute / 60 + LONGITUDE_DEG / 15
-        hour_angle = math.radians(15 * (solar_hours - 12))
-        lat = math.radians(LATITUDE_DEG)
-        elevation = (math.sin(lat) * math.sin(declination)
-                     + math.cos(lat) * math.cos(declination) * math.cos(hour_angle))
-        shape.append(max(0.0, elevation))
-    return tuple(shape)
+    return tuple(_elevation(slot) for slot in range(first_slot, first_slot + slots))
+
+
+@functools.lru_cache(maxsize=4096)  # consecutive windows share all but one slot
+def _elevation(slot: int) -> float:
+    t = dt.datetime.fromtimestamp(slot * SLOT_S + SLOT_S // 2, dt.UTC)
+    day = t.timetuple().tm_yday
+    declination = math.radians(23.44) * math.sin(2 * math.pi * (284 + day) / 365)
+    solar_hours = t.hour + t.minute / 60 + LONGITUDE_DEG / 15
+    hour_angle = math.radians(15 * (solar_hours - 12))
+    lat = math.radians(LATITUDE_DEG)
+    elevation = (math.sin(lat) * math.sin(declination)
+                 + math.cos(lat) * math.cos(declination) * math.cos(hour_angle))
+    return max(0.0, elevation)
 
 
 def scale_of(kind: str, window: FloatArray, peak_wh_per_slot: float | None) -> float:

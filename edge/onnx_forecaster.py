@@ -31,14 +31,12 @@ class ModelError(ValueError):
     """A model file this build cannot use; the message says why."""
 
 
-class _Model:
-    def __init__(self, path: Path, kind: str, pinned_sha256: str = "") -> None:
+class OnnxModel:
+    """One forecaster model, checked against what this build feeds it; ModelError if it fails."""
+
+    def __init__(self, data: bytes, kind: str, path: Path | str, pinned_sha256: str = "") -> None:
         import onnxruntime
 
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ModelError(f"{path}: cannot read: {exc}") from None
         if pinned_sha256 and hashlib.sha256(data).hexdigest() != pinned_sha256:
             raise ModelError(f"{path}: file SHA-256 is not the pinned {pinned_sha256[:12]}..")
         try:
@@ -61,6 +59,15 @@ class _Model:
         if weights is not None and meta.get("gridmesh.weights_sha256") != weights:
             raise ModelError(f"{path}: its weights do not match their recorded SHA-256")
         self.name, self.version = inp.name, meta.get("gridmesh.version", "?")
+        self.kind, self.sha256 = kind, hashlib.sha256(data).hexdigest()
+
+    @classmethod
+    def from_file(cls, path: Path, kind: str, pinned_sha256: str = "") -> OnnxModel:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read: {exc}") from None
+        return cls(data, kind, path, pinned_sha256)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         result = self.session.run(None, {self.name: x[None, :]})[0]
@@ -92,11 +99,11 @@ class OnnxForecaster:
         self.fallbacks: Counter[str] = Counter()
         self.slot_s = slot_s
         self.peak_wh = pv_peak_w * slot_s / 3600 if pv_peak_w else None
-        self.models: dict[str, _Model] = {}
+        self.models: dict[str, OnnxModel] = {}
         for kind, path in (("load", load_model or MODELS_DIR / "load.onnx"),
                            ("pv", pv_model or MODELS_DIR / "pv.onnx")):
             try:
-                self.models[kind] = _Model(path, kind, (pinned or {}).get(kind, ""))
+                self.models[kind] = OnnxModel.from_file(path, kind, (pinned or {}).get(kind, ""))
             except ModelError as exc:
                 self.problems.append(str(exc))
                 log.warning("forecaster: %s; forecasting %s with seasonal-naive", exc, kind)
@@ -117,12 +124,10 @@ class OnnxForecaster:
         if offset < 0 or offset + horizon > HORIZON:
             self.fallbacks["horizon out of reach"] += 1
             return naive
-        window = [history.get(s) for s in range(end - LAGS, end)]
-        if any(w is None for w in window):
+        values = window_series(history, end)
+        if values is None:
             self.fallbacks["history has gaps"] += 1
             return naive
-        values = {kind: np.asarray([getattr(w, f"{kind}_wh") for w in window], dtype=np.float32)
-                  for kind in ("load", "pv")}
         predicted: dict[str, np.ndarray | None] = {}
         for kind, series in values.items():
             model = self.models.get(kind)
@@ -145,6 +150,15 @@ class OnnxForecaster:
                 "onnx" if load is not None or pv is not None else fallback.method,
             ))
         return tuple(result)
+
+
+def window_series(history: History, end: int) -> dict[str, np.ndarray] | None:
+    """The load and PV of the ``LAGS`` slots before slot ``end`` (float32), None if any is missing."""
+    window = [history.get(s) for s in range(end - LAGS, end)]
+    if any(w is None for w in window):
+        return None
+    return {kind: np.asarray([getattr(w, f"{kind}_wh") for w in window], dtype=np.float32)
+            for kind in ("load", "pv")}
 
 
 def forecaster_for(pv_peak_w: int, slot_s: int = 900) -> Forecaster:

@@ -31,6 +31,7 @@ EXAMPLE = """examples:
   gridmesh testbed --households 5 --slots 8 --out runs/small
   gridmesh testbed --config community.yaml --seed 7
   gridmesh testbed --clock realtime --speed 60      # one virtual minute per wall second
+  gridmesh testbed --slots 200 --federated-round-slots 96   # forecasters learn from each day
 """
 
 
@@ -55,6 +56,9 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
                         "feedin_u_per_kwh (micro-units per kWh)")
     parser.add_argument("--community-battery-wh", type=int,
                         help="add a battery the community owns, of this capacity (default 0: none)")
+    parser.add_argument("--federated-round-slots", type=int,
+                        help="federated forecaster rounds every N slots: households share statistics, "
+                        "the coordinator releases pooled models (default 0: the community's setting)")
     parser.add_argument("--clock", choices=("virtual", "realtime"), help="default virtual")
     parser.add_argument("--speed", type=int, help="virtual seconds per wall second (realtime)")
     parser.add_argument("--broker", choices=("auto", "mosquitto", "embedded"),
@@ -70,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in
                  ("households", "slots", "seed", "feeder", "feeder_data", "start", "clock", "speed", "broker",
                   "community_battery_wh", "prices_csv", "forecaster")}
+    overrides["federated_round_slots"] = args.federated_round_slots
     config = load_testbed_config(args.config, overrides)
     tb = config.testbed
     out: Path = args.out or Path("runs") / f"{tb.households}h-{tb.slots}s-seed{tb.seed}"

@@ -8,12 +8,12 @@ of its weights. The last sample week (October) is held out: :func:`evaluate` rep
 mean absolute error per horizon band against seasonal-naive (the same slot a day
 before) and persistence (the last slot), and the skill ``1 - MAE / MAE_reference``.
 
-Needs the ``study`` extra (``onnx``) to export; the edge needs only onnxruntime.
+Needs the ``study`` extra (``onnx``) to export; the edge needs only onnxruntime. The
+exporter is the one the coordinator's federated releases use (:mod:`gridmesh.onnx_linear`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.forecast_features import FEATURES, HORIZON, LAGS, SLOT_S, features
+from gridmesh.onnx_linear import build_model
 from simulators.profiles import ProfileSet
 
 MODEL_VERSION = "1"
@@ -81,43 +82,18 @@ def predict_wh(weights: Floats, bias: Floats, data: Samples) -> Floats:
     return np.maximum(0.0, (data.x @ weights + bias) * data.scale[:, None])
 
 
-def weights_digest(weights: Floats, bias: Floats) -> str:
-    data = weights.astype(np.float32).tobytes() + bias.astype(np.float32).tobytes()
-    return hashlib.sha256(data).hexdigest()
-
-
 def export(kind: str, weights: Floats, bias: Floats, path: Path, feeder: str) -> None:
-    """Write the model as ONNX with its metadata."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    w = numpy_helper.from_array(weights.astype(np.float32), "W")
-    b = numpy_helper.from_array(bias.astype(np.float32), "b")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["features", "W"], ["scaled"]),
-         helper.make_node("Add", ["scaled", "b"], ["forecast"])],
-        f"gridmesh-{kind}-forecaster",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, FEATURES[kind]])],
-        [helper.make_tensor_value_info("forecast", TensorProto.FLOAT, [None, HORIZON])],
-        [w, b],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                              producer_name="gridmesh")
-    model.ir_version = 8  # readable by every onnxruntime since 1.11
+    """Write the model as ONNX with its metadata (:func:`gridmesh.onnx_linear.build_model`)."""
     meta = {
         "gridmesh.kind": kind, "gridmesh.version": MODEL_VERSION,
         "gridmesh.features": str(FEATURES[kind]),
         "gridmesh.lags": str(LAGS), "gridmesh.horizon": str(HORIZON), "gridmesh.slot_s": str(SLOT_S),
         "gridmesh.units": "output x scale = Wh per slot (scale: window mean + 1 Wh; PV: peak Wh per slot)",
         "gridmesh.training": f"SimBench {feeder}, 2016 sample weeks before 2016-10-09, ridge {RIDGE}",
-        "gridmesh.weights_sha256": weights_digest(weights, bias),
     }
-    for key, value in meta.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(model)
+    data = build_model(kind, weights, bias, meta)
     path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, path)
+    path.write_bytes(data)
 
 
 def evaluate(weights: Floats, bias: Floats, held_out: Samples) -> dict[str, object]:

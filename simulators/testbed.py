@@ -81,6 +81,10 @@ def _community_with_members(
     community = dataclasses.replace(
         config.community, members=members, coordinator_key=coordinator.public_key_hex
     )
+    if config.testbed.federated_round_slots:  # federated forecasting rounds for this run
+        forecasting = dataclasses.replace(community.forecasting,
+                                          round_slots=config.testbed.federated_round_slots)
+        community = dataclasses.replace(community, forecasting=forecasting)
     return community, identities
 
 

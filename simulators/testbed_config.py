@@ -20,6 +20,8 @@
       speed: 1
       broker: auto        # auto, mosquitto or embedded
       member_limits: {import_limit_w: 20000, export_limit_w: 8000}   # each member's connection
+      federated_round_slots: 0   # federated forecaster rounds every this many slots (0: the
+                                 # community's forecasting.round_slots)
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ class TestbedSection:
     # the agents' forecaster; perfect: each reads its household's true future (a study's upper bound)
     forecaster: str = bounded("onnx", choices=("onnx", "seasonal-naive", "perfect"))
     replicas: int = bounded(0, min=0, max=8)  # independent ledger replicas following the run (r1, r2, ...)
+    # federated forecaster rounds every this many slots; 0: as community.forecasting.round_slots says
+    federated_round_slots: int = bounded(0, min=0, max=35_040)
     faults: tuple[FaultSpec, ...] = ()
 
     def __post_init__(self) -> None:
@@ -100,6 +104,8 @@ class TestbedSection:
         if self.prosumer_pct + self.pv_only_pct > 100:
             raise ValueError(f"pv_only_pct: {self.pv_only_pct} with prosumer_pct {self.prosumer_pct} "
                              "is more than 100 %")
+        if self.federated_round_slots == 1:
+            raise ValueError("federated_round_slots: must be 0 (off) or at least 2 (share, then pool)")
 
     @property
     def start_s(self) -> int:

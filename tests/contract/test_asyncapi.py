@@ -20,7 +20,7 @@ DOC = yaml.safe_load(DOC_PATH.read_text())
 MESSAGES: dict[str, Any] = DOC["components"]["messages"]
 EXAMPLES = [(kind, spec["payload"], ex["payload"])
             for kind, spec in MESSAGES.items() for ex in spec["examples"]]
-SIGNERS = {"order": "h001", "report": "h001"}  # the rest are signed by the coordinator
+SIGNERS = {"order": "h001", "report": "h001", "share": "h001"}  # the rest are signed by the coordinator
 
 
 def validate(value: Any, schema: dict[str, Any], path: str = "$") -> list[str]:
@@ -68,7 +68,7 @@ def test_every_topic_and_every_message_type_is_documented() -> None:
     assert set(MESSAGES) == set(MESSAGE_TYPES)
     topics = Topics("demo")
     for channel in CHANNELS:
-        address = channel.address.format(community="demo", device="h001", participant="h001")
+        address = channel.address.format(community="demo", device="h001", participant="h001", kind="load")
         parsed = parse_topic(address)
         assert parsed.kind == channel.name and TYPE_OF_KIND[parsed.kind] == channel.message.TYPE
         assert address.startswith(topics.root)

@@ -35,6 +35,10 @@ def test_defaults_load(tmp_path: Path) -> None:
         ("market: {slot_s: 900, gate_closure_s: 900}\n", "market", "gate_closure_s"),
         ("tariff: {import_u_per_kwh: 10, feedin_u_per_kwh: 20}\n", "tariff", "must not exceed"),
         ("members: [{id: a, public_key: zz}]\n", "members[0].public_key", "does not match"),
+        ("forecasting: {round_slot: 96}\n", "forecasting.round_slot", "unknown key"),
+        ("forecasting: {prior_weight: 0.5}\n", "forecasting.prior_weight", "must be an integer"),
+        ("forecasting: {min_members: 1}\n", "forecasting.min_members", "must be >= 2"),
+        ("forecasting: {round_slots: 1}\n", "forecasting", "round_slots: must be 0 (off) or at least 2"),
     ],
 )
 def test_bad_values_name_file_and_key_path(
@@ -97,3 +101,12 @@ def test_a_testbed_starts_on_a_date_or_at_a_time(start: str, expected_s: int) ->
 def test_a_testbed_start_that_is_no_date_is_refused() -> None:
     with pytest.raises(SchemaError, match="start"):
         from_dict(testbed_config.TestbedSection, {"start": "2016-13-06"})
+
+
+def test_a_testbed_sets_federated_rounds_from_its_option_and_checks_it() -> None:
+    config = testbed_config.load_testbed_config(None, {"federated_round_slots": 96})
+    assert config.testbed.federated_round_slots == 96
+    with pytest.raises(ConfigError) as info:
+        testbed_config.load_testbed_config(None, {"federated_round_slots": 1})
+    assert (info.value.source, info.value.path) == ("command line", "--federated-round-slots")
+    assert "must be 0 (off) or at least 2" in info.value.problem

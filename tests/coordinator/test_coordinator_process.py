@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -14,7 +15,7 @@ import yaml
 from broker.bus import BusConnection, Endpoint, connect
 from broker.identity import Identity, Verifier
 from broker.launcher import BrokerHandle
-from broker.messages import ClockAck, ClockTick, Order, Result, Status, Step, decode
+from broker.messages import ClockAck, ClockTick, Message, Order, Result, Status, Step, decode
 from broker.topics import Topics
 
 pytestmark = pytest.mark.broker
@@ -22,23 +23,22 @@ TOPICS = Topics("demo")
 ALICE = Identity.derived("alice", 1)
 BOSS = Identity.derived("coordinator", 1)
 START_S = 1_627_969 * 900  # a slot start: orders for the next slot are open
+M = TypeVar("M", bound=Message)
 
 
-def write_config(tmp_path: Path, broker: BrokerHandle) -> Path:
+def write_config(tmp_path: Path, broker: BrokerHandle, community: dict[str, Any] | None = None) -> Path:
     (tmp_path / "coordinator.key").write_text(BOSS.private_hex() + "\n")
     config = tmp_path / "coordinator.yaml"
     config.write_text(yaml.safe_dump({
         "coordinator": {"key_file": "coordinator.key", "broker": broker.url, "clock": "bus",
                         "data_dir": "data"},
-        "community": {"id": "demo", "coordinator_key": BOSS.public_key_hex,
-                      "members": [{"id": "alice", "public_key": ALICE.public_key_hex}]},
+        "community": community or {"id": "demo", "coordinator_key": BOSS.public_key_hex,
+                                   "members": [{"id": "alice", "public_key": ALICE.public_key_hex}]},
     }))
     return config
 
 
-async def next_of(
-    bus: BusConnection, kind: type[Result] | type[ClockAck] | type[Status]
-) -> Result | ClockAck | Status:
+async def next_of(bus: BusConnection, kind: type[M]) -> M:
     async for received in bus.messages():
         msg = decode(received.payload)
         if isinstance(msg, kind):
