@@ -69,9 +69,13 @@ class Summary:
     peak_export_w: int
     participation_pct: float | None
     gini_savings: float | None
+    models_switched: int = 0  # agents' switches to forecasters released by federated rounds
+    models_refused: int = 0  # releases an agent refused (docs/forecasting.md)
 
     def lines(self) -> list[str]:
         money = 1_000_000
+        rounds = ([f"forecast models   {self.models_switched} switch(es) to released models, "
+                   f"{self.models_refused} refused"] if self.models_switched or self.models_refused else [])
         return [
             f"households        {self.households}",
             f"slots             {self.slots}",
@@ -92,6 +96,7 @@ class Summary:
             f"{self.peak_export_w / 1000:.1f} kW",
             f"participation     {_pct(self.participation_pct)} of members traded; Gini of savings "
             f"{'n/a' if self.gini_savings is None else f'{self.gini_savings:.2f}'}",
+            *rounds,
             f"ledger            height {self.ledger_height}, head {self.head_hash[:16]}",
             f"device layer      {self.device_ms_per_household_slot:.2f} ms per household-slot, "
             f"{self.readings_stale} stale reading(s)",
@@ -274,6 +279,7 @@ def summarize(
         self_consumption_pct=community["self_consumption_pct"],
         peak_import_w=community["peak_import_w"], peak_export_w=community["peak_export_w"],
         participation_pct=community["participation_pct"], gini_savings=community["gini_savings"],
+        models_switched=stats["model_switched"], models_refused=stats["model_refused"],
     )
 
 

@@ -25,6 +25,7 @@ from broker.bus import BusConnection, Endpoint, Received, connect
 from broker.identity import Identity, Verifier
 from broker.launcher import BrokerError, BrokerHandle, start_broker
 from broker.messages import Message, Order, Status, Step, decode
+from broker.model_messages import ForecastShare
 from broker.topics import Topics
 from gridmesh.cli import main
 
@@ -102,6 +103,28 @@ def test_a_late_subscriber_gets_the_retained_status_flagged_retained(broker: Bro
     assert message.topic.value == topic
     assert message.retain
     assert decode(payload_of(message), Status) == Status("h001", "online", 5)
+
+
+def test_the_largest_share_and_a_retained_release_cross_intact(broker: BrokerHandle) -> None:
+    """A forecast share may be 1 MiB (a June PV share is ~160 KB) and a model release is
+    ~100 KB, retained: both brokers pass them byte for byte, the release flagged retained."""
+    share = bytes(range(256)) * (ForecastShare.MAX_BYTES // 256)
+    release = b"r" * 102_000
+
+    async def scenario() -> tuple[list[Received], aiomqtt.Message]:
+        async with connect(endpoint(broker), "big-sub", persistent=False) as sub:
+            await sub.subscribe([TOPICS.device("h001", "share")], qos=1)
+            async with connect(endpoint(broker), "big-pub", persistent=False) as pub:
+                await pub.publish(TOPICS.device("h001", "share"), share, qos=1)
+                await pub.publish(TOPICS.model("pv"), release, qos=1, retain=True)
+            got = await take(sub, 1)
+        async with aiomqtt.Client(broker.host, broker.port, identifier="big-late") as late:
+            await late.subscribe(TOPICS.models, qos=1)
+            return got, await next_raw(late)
+
+    got, retained = run(scenario())
+    assert [r.payload for r in got] == [share]
+    assert retained.retain and retained.topic.value == TOPICS.model("pv") and payload_of(retained) == release
 
 
 WILL_HOLDER = """

@@ -102,3 +102,15 @@ def test_share_and_model_topics() -> None:
         topics.model("wind")
     with pytest.raises(TopicError):
         parse_topic("gm/v1/demo/model/wind")
+
+
+def test_the_monitor_prints_shares_and_releases_in_one_short_line() -> None:
+    from broker.asyncapi import examples
+    from broker.monitor import format_payload
+
+    topics = Topics("demo")
+    share = format_payload(topics.device("h001", "share"), encode(examples()["share"]), 0)
+    assert share.endswith("dev/h001/share share h001:16958:share-load load windows 2 on version 1")
+    release = format_payload(topics.model("load"), encode(examples()["release"]), 0)
+    assert "model/load release load version 2 round 16958 from slot 1627971 members 3 windows 1443" in release
+    assert len(release) < 200  # never the model's bytes

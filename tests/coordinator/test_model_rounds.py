@@ -12,17 +12,20 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from broker.community import Community, Forecasting, Member
 from broker.identity import Identity, Verifier
 from broker.messages import Result, encode
 from broker.model_messages import ForecastShare, ModelRelease, model_bytes
-from coordinator.cli import bundled_models
+from broker.schema import to_dict
+from coordinator.cli import build_coordinator, bundled_models
 from coordinator.service import Coordinator, Outgoing
 from coordinator.store import CoordinatorStore
 from edge.forecast import History
 from edge.model_updates import ModelUpdates
 from edge.onnx_forecaster import OnnxForecaster, OnnxModel
+from gridmesh.cli import UsageError
 from gridmesh.onnx_linear import OnnxUnavailable, read_model
 from ledger.store import LedgerStore
 from ledger.writer import LedgerWriter
@@ -136,3 +139,10 @@ def test_a_coordinator_without_onnx_says_how_to_get_it(tmp_path: Path,
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now fails, as where it is missing
     with pytest.raises(OnnxUnavailable, match=r"pip install 'gridmesh\[federated\]'"):
         coordinator(tmp_path)
+    (tmp_path / "coordinator.key").write_text(BOSS.private_hex() + "\n")
+    config = tmp_path / "coordinator.yaml"
+    config.write_text(yaml.safe_dump({"coordinator": {"key_file": "coordinator.key", "data_dir": "data"},
+                                      "community": to_dict(COMMUNITY)}))
+    with pytest.raises(UsageError, match=r"coordinator\.yaml: community\.forecasting: writing or reading "
+                                         r"forecaster models needs the onnx package"):
+        build_coordinator(config)  # what `gridmesh coordinator` prints, on one line, before it starts

@@ -53,3 +53,4 @@ def test_a_round_releases_models_that_every_household_switches_to(tmp_path: Path
             assert stats[f"model_{kind}_since_slot"] == ROUND * 96 + 2, stats_file
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ledger_height"] == 197 and summary["orders_rejected"] == 0
+    assert (summary["models_switched"], summary["models_refused"]) == (8, 0)
