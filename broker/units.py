@@ -13,6 +13,7 @@ from __future__ import annotations
 
 WH_PER_KWH = 1000
 SECONDS_PER_HOUR = 3600
+SECONDS_PER_DAY = 86_400
 
 
 def money_u(energy_wh: int, price_u_per_kwh: int) -> int:

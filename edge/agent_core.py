@@ -34,12 +34,16 @@ from broker.messages import (
 )
 from broker.units import SECONDS_PER_HOUR
 from edge.forecast import Forecaster, History, SlotEnergy
-from edge.policy import BatteryView, Plan, plan_slot, project_stored_wh
+from edge.forecast_features import HORIZON
+from edge.policy import BatteryView, Plan, plan_ahead, plan_slot, project_stored_wh
+from edge.price_forecast import PriceForecaster
 from edge.proofs import ProofKeeper
 from edge.readings import MeterReading, Readings
 from edge.storage_policy import MarketSignal, award_setpoint_w, market_signal, plan_storage
 
 log = logging.getLogger("gridmesh.edge")
+PLAN_SLOTS = HORIZON - 1  # the forecasters' reach from the slot after the one that starts
+PLANNERS = ("horizon", "slot")
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,15 @@ class AgentCore:
     proofs: ProofKeeper | None = None  # the member's own trades, checked in the ledger
     pv_limit_pct: int = 100  # the inverter limit last commanded
     _pv_potential_wh: int = 0  # the PV forecast that curtailment was computed from
+    planner: str = "horizon"  # horizon: plan the battery over the forecast horizon; slot: one slot
+    battery_efficiency_pct: int = 90  # round trip, for the horizon plan
+    price_forecaster: PriceForecaster = field(init=False)
     _seq: int = 0
 
     def __post_init__(self) -> None:
+        if self.planner not in PLANNERS:
+            raise ValueError(f"planner: {self.planner!r} is not one of {', '.join(PLANNERS)}")
+        self.price_forecaster = PriceForecaster(self.community.tariff, self.community.market.slot_s)
         if self.proofs is None:
             self.proofs = ProofKeeper(self.device, self.community.coordinator_key, self.counts)
 
@@ -208,20 +218,31 @@ class AgentCore:
         if readings.inverter is not None:
             self.forecaster.observe_rating(readings.inverter.rated_power_w)
         now = _instantaneous(readings, slot_s)
-        forecast = self.forecaster.forecast(self.history, target, 1, now)[0]
-        if self.pv_limit_pct < 100 and forecast.pv_wh < self._pv_potential_wh:
-            # While curtailed the inverter shows only what it may give: plan on what the sun
-            # offers, or curtailment would lift itself and the surplus return.
-            forecast = dataclasses.replace(forecast, pv_wh=self._pv_potential_wh)
         battery = readings.battery
         view = projected = None
         if battery is not None:
             view = BatteryView(battery.stored_wh, battery.capacity_wh, battery.soc_min_pct,
                                battery.soc_max_pct, battery.max_charge_w, battery.max_discharge_w)
             projected = project_stored_wh(view, setpoint_w, slot_s)
+        prices = None
+        if self.planner == "horizon" and view is not None and not self.storage:
+            prices = self.price_forecaster.path(readings.t_s, target, PLAN_SLOTS)
+            if prices.constant:  # self-consumption is the best plan: no need to look further
+                prices = None
+        forecasts = self.forecaster.forecast(self.history, target, PLAN_SLOTS if prices else 1, now)
+        forecast = forecasts[0]
+        if self.pv_limit_pct < 100 and forecast.pv_wh < self._pv_potential_wh:
+            # While curtailed the inverter shows only what it may give: plan on what the sun
+            # offers, or curtailment would lift itself and the surplus return.
+            forecast = dataclasses.replace(forecast, pv_wh=self._pv_potential_wh)
+            forecasts = (forecast, *forecasts[1:])
         tariff = self.community.tariff.at(target * slot_s)  # the grid's prices in that slot
         if self.storage and view is not None and projected is not None:
             plan = plan_storage(target, view, projected, self.signal, tariff, slot_s, readings.fresh)
+        elif prices is not None:
+            plan = plan_ahead(forecasts, prices, view, projected, slot_s, readings.fresh,
+                              self.battery_efficiency_pct)
+            self.counts["horizon_setpoints"] += plan.battery_w is not None
         else:
             plan = plan_slot(forecast, view, projected, tariff, slot_s, readings.fresh)
         self.plans[target] = plan

@@ -56,7 +56,8 @@ def build_agent(path: Path) -> Agent:
             raise UsageError(f"{path}: agent.truth_file: the perfect forecaster needs one")
         forecaster = PerfectForecaster((path.parent / section.truth_file).resolve())
     core = AgentCore(section.device, config.community, config.identity, forecaster,
-                     last_order_slot=section.last_order_slot)
+                     last_order_slot=section.last_order_slot, planner=section.planner,
+                     battery_efficiency_pct=section.battery_efficiency_pct)
     devices = ModbusHousehold(section.modbus, name=section.device)
     return Agent(core, devices, endpoint, section.clock)
 

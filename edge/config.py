@@ -5,6 +5,7 @@
       key_file: keys/h001.key        # hex Ed25519 private key; relative to this file
       broker: 127.0.0.1:1883
       clock: bus                     # bus: follow the virtual clock; wall: the system clock
+      planner: horizon               # plan the battery over the forecast horizon (or: slot)
       modbus:
         host: 192.168.1.50
         port: 502
@@ -62,6 +63,9 @@ class AgentSection:
     last_order_slot: int | None = None
     forecaster: str = bounded("onnx", choices=("onnx", "seasonal-naive", "perfect"))  # onnx: edge/models
     truth_file: str = bounded("", max_len=4096)  # perfect (studies only): slot,load_wh,pv_wh
+    # horizon: with prices that change, plan the battery over the forecast horizon; slot: one slot ahead
+    planner: str = bounded("horizon", choices=("horizon", "slot"))
+    battery_efficiency_pct: int = bounded(90, min=1, max=100)  # round trip, for the horizon plan
 
 
 @dataclass(frozen=True)

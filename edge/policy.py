@@ -19,6 +19,16 @@ price: no gain, only risk (and the mirror image for selling to the grid). Betwee
 peers both sides gain the spread to the grid price at the uniform clearing price.
 On stale data the agent makes no commitment at all and hands the battery back to its
 own controller, which keeps the household self-consuming (``battery_w`` None).
+
+When the grid's prices change over the forecast horizon (time-of-use or dynamic
+tariffs), :func:`plan_ahead` plans the battery over the whole horizon
+(:mod:`edge.horizon_plan`): it may charge from the grid while power is cheap, or hold
+its energy for a dearer hour instead of covering the household now, but it never
+discharges more, or stores less of the household's surplus, than self-consumption would
+(that would bet the battery on a forecast of later sun). Where that plan's
+first slot is what self-consumption would do anyway, the battery stays on its own
+controller; otherwise it gets the planned power as a setpoint and the order is sized
+around it.
 """
 
 from __future__ import annotations
@@ -28,6 +38,9 @@ from dataclasses import dataclass
 from broker.community import Tariff
 from broker.units import SECONDS_PER_HOUR
 from edge.forecast import Forecast
+from edge.horizon_plan import BatteryLimits, PricePath, plan_battery
+
+HORIZON_METHODS = frozenset({"onnx", "seasonal-naive", "perfect"})  # forecasts that see a day ahead
 
 
 @dataclass(frozen=True)
@@ -106,3 +119,45 @@ def plan_slot(
         return Plan(slot, None, "sell", -residual_wh, tariff.feedin_u_per_kwh + 1,
                     f"forecast surplus {-residual_wh} Wh after battery", expected_w, forecast.pv_wh)
     return Plan(slot, None, None, 0, 0, "balanced by the battery", expected_w, forecast.pv_wh)
+
+
+def plan_ahead(
+    forecasts: tuple[Forecast, ...],
+    prices: PricePath,
+    battery: BatteryView | None,
+    projected_stored_wh: int | None,
+    slot_s: int,
+    data_fresh: bool,
+    efficiency_pct: int = 90,
+) -> Plan:
+    """Plan the first of ``forecasts`` with the battery scheduled over all of them.
+
+    ``prices`` covers the same slots. With constant prices, no battery or stale data
+    this is :func:`plan_slot`."""
+    first = forecasts[0]
+    tariff = Tariff(prices.import_u_per_kwh[0], prices.feedin_u_per_kwh[0])
+    greedy = plan_slot(first, battery, projected_stored_wh, tariff, slot_s, data_fresh)
+    if not data_fresh or battery is None or projected_stored_wh is None or prices.constant:
+        return greedy
+    if any(f.method not in HORIZON_METHODS for f in forecasts):
+        return greedy  # the last slot repeated (no history yet) is no forecast of the day
+    limits = BatteryLimits(battery.floor_wh, battery.ceiling_wh, battery.max_charge_w,
+                           battery.max_discharge_w, efficiency_pct)
+    schedule = plan_battery([f.net_wh for f in forecasts], prices, limits, projected_stored_wh, slot_s)
+    if schedule.self_consumption[0]:
+        return greedy  # the plan's first move is what the battery's own controller does
+    greedy_wh = greedy.expected_battery_w * slot_s // SECONDS_PER_HOUR
+    # The plan may hold the battery's energy back or charge from the grid; it never
+    # discharges more, nor stores less of the household's surplus, than self-consumption.
+    planned_wh = min(schedule.battery_wh[0], greedy_wh)
+    battery_w = planned_wh * SECONDS_PER_HOUR // slot_s
+    residual_wh = first.net_wh - planned_wh
+    why = (f"horizon plan over {len(forecasts)} slots: battery {planned_wh:+d} Wh where "
+           f"self-consumption would give {greedy_wh:+d} Wh")
+    if residual_wh > 0:
+        return Plan(first.slot, battery_w, "buy", residual_wh, tariff.import_u_per_kwh - 1,
+                    f"{why}; buys {residual_wh} Wh", battery_w, first.pv_wh)
+    if residual_wh < 0:
+        return Plan(first.slot, battery_w, "sell", -residual_wh, tariff.feedin_u_per_kwh + 1,
+                    f"{why}; offers {-residual_wh} Wh", battery_w, first.pv_wh)
+    return Plan(first.slot, battery_w, None, 0, 0, why, battery_w, first.pv_wh)

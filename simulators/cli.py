@@ -53,7 +53,10 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--forecaster", choices=("onnx", "seasonal-naive", "perfect"),
                         help="the agents' forecaster (default onnx; perfect: the true future, for studies)")
     parser.add_argument("--prices-csv", help="dynamic grid prices: start_utc,import_u_per_kwh,"
-                        "feedin_u_per_kwh (micro-units per kWh)")
+                        "feedin_u_per_kwh (micro-units per kWh); 'bundled': the 2016 series shipped")
+    parser.add_argument("--planner", choices=("horizon", "slot"),
+                        help="the agents' battery planning (default horizon: over the forecast horizon "
+                        "when prices change; slot: one slot ahead)")
     parser.add_argument("--community-battery-wh", type=int,
                         help="add a battery the community owns, of this capacity (default 0: none)")
     parser.add_argument("--federated-round-slots", type=int,
@@ -73,7 +76,7 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in
                  ("households", "slots", "seed", "feeder", "feeder_data", "start", "clock", "speed", "broker",
-                  "community_battery_wh", "prices_csv", "forecaster")}
+                  "community_battery_wh", "prices_csv", "forecaster", "planner")}
     overrides["federated_round_slots"] = args.federated_round_slots
     config = load_testbed_config(args.config, overrides)
     tb = config.testbed

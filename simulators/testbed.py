@@ -91,7 +91,7 @@ def _community_with_members(
 def _write_configs(
     out: Path, community: Community, coordinator: Identity, identities: dict[str, Identity],
     households: tuple[HouseholdSpec, ...], farm: DeviceFarm, broker: Endpoint, last_slot: int,
-    forecaster: str = "onnx",
+    forecaster: str = "onnx", planner: str = "horizon",
 ) -> tuple[Path, list[Path]]:
     config_dir = out / "config"
     keys = config_dir / "keys"
@@ -121,6 +121,7 @@ def _write_configs(
         agent: dict[str, object] = {
             "device": household.id, "key_file": f"../keys/{household.id}.key", "broker": str(broker),
             "clock": "bus", "modbus": modbus, "last_order_slot": last_slot, "forecaster": forecaster,
+            "planner": planner,
         }
         if forecaster == "perfect":
             agent["truth_file"] = f"../truth/{household.id}.csv"
@@ -165,7 +166,7 @@ async def _spawn(args: list[str], log_path: Path) -> asyncio.subprocess.Process:
 
 
 class Progress:
-    """One line per few slots while the run goes on."""
+    """One line per few slots while the run goes on, on stderr."""
 
     def __init__(self, slots: int, first_slot: int, slot_s: int, master: ClockMaster) -> None:
         self.slots, self.first_slot, self.slot_s, self.master = slots, first_slot, slot_s, master
@@ -181,7 +182,7 @@ class Progress:
         p2p = sum(c.p2p_wh for c in self.master.stats.clearings)
         elapsed = time.monotonic() - self.started
         print(f"  slot {done:>5}/{self.slots}  p2p {p2p / 1000:9.1f} kWh  {elapsed:7.1f} s",
-              flush=True)
+              file=sys.stderr, flush=True)  # progress, not the result: --json keeps stdout clean
 
 
 def _households(
@@ -229,7 +230,7 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
         endpoint = Endpoint(broker.host, broker.port)
         coordinator_file, agent_files = _write_configs(
             out, community, coordinator_id, identities, households, farm, endpoint,
-            first_slot + tb.slots - 1, tb.forecaster,
+            first_slot + tb.slots - 1, tb.forecaster, tb.planner,
         )
         replicas: list[tuple[str, asyncio.subprocess.Process, Path]] = []
         for index in range(1, tb.replicas + 1):
@@ -272,9 +273,10 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
                         done, refused = len(inbox.applied), len(inbox.refused)
                         await inbox.apply(farm)
                         for c in inbox.applied[done:]:
-                            print(f"  fault   {c.household} {c.device} -> {c.fault}", flush=True)
+                            print(f"  fault   {c.household} {c.device} -> {c.fault}", file=sys.stderr,
+                                  flush=True)
                         for what, why in inbox.refused[refused:]:
-                            print(f"  fault   refused ({what}): {why}", flush=True)
+                            print(f"  fault   refused ({what}): {why}", file=sys.stderr, flush=True)
 
                 speed = tb.speed if tb.clock == "realtime" else None
                 run = master.run(times, step_physics, progress.after_tick, market.slot_s, speed)

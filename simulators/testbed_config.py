@@ -9,7 +9,8 @@
       start: 2016-06-06   # UTC, inside the bundled profile extract; or 2016-06-06T10:00
       feeder: 1-LV-rural3--0-sw   # a bundled SimBench feeder (see simulators/data)
       feeder_data: ""     # or a folder of simulators/extract_profiles.py output holding it
-      prices_csv: ""      # dynamic grid prices (start_utc,import_u_per_kwh,feedin_u_per_kwh)
+      prices_csv: ""      # dynamic grid prices (start_utc,import_u_per_kwh,feedin_u_per_kwh);
+                          # "bundled": the 2016 series in simulators/data (extract_prices.py)
       prosumer_pct: 50
       pv_only_pct: 0      # households with PV and no battery
       community_battery_wh: 0   # a battery the community owns (member s001); 0: none
@@ -32,11 +33,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from broker.community import Community, PowerLimits, default_member_limits, read_price_csv
+from broker.community import Community, PowerLimits, PricePoint, default_member_limits, read_price_csv
 from broker.schema import bounded
 from gridmesh.config import ConfigError, build, read_yaml
 from simulators.device_farm import FAULT_NAMES
 from simulators.profiles import bundled_feeders
+
+BUNDLED_PRICES = Path(__file__).resolve().parent / "data" / "prices-2016-residual-load.csv"
+
+
+def prices_path(value: str) -> Path:
+    """A ``prices_csv`` setting as a file: ``bundled`` names the series gridmesh ships."""
+    return BUNDLED_PRICES if value == "bundled" else Path(value)
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,7 @@ class TestbedSection:
     member_limits: PowerLimits = field(default_factory=default_member_limits)  # each member's connection
     # the agents' forecaster; perfect: each reads its household's true future (a study's upper bound)
     forecaster: str = bounded("onnx", choices=("onnx", "seasonal-naive", "perfect"))
+    planner: str = bounded("horizon", choices=("horizon", "slot"))  # the agents' battery planning
     replicas: int = bounded(0, min=0, max=8)  # independent ledger replicas following the run (r1, r2, ...)
     # federated forecaster rounds every this many slots; 0: as community.forecasting.round_slots says
     federated_round_slots: int = bounded(0, min=0, max=35_040)
@@ -149,10 +158,25 @@ def load_testbed_config(path: Path | None, overrides: dict[str, Any]) -> Testbed
     if config.testbed.prices_csv:
         where = "--prices-csv" if "prices_csv" in changes else "testbed.prices_csv"
         try:
-            points = read_price_csv(Path(config.testbed.prices_csv))
+            points = read_price_csv(prices_path(config.testbed.prices_csv))
         except (OSError, ValueError) as exc:
             raise ConfigError(source if where.startswith("testbed") else "command line", where,
                               str(exc)) from None
-        tariff = dataclasses.replace(config.community.tariff, dynamic=points)
+        tariff = dataclasses.replace(config.community.tariff, dynamic=_run_span(points, config.testbed,
+                                                                                 config.community.market.slot_s))
         config = dataclasses.replace(config, community=dataclasses.replace(config.community, tariff=tariff))
     return config
+
+
+PRICE_DAYS_BEFORE, PRICE_DAYS_AFTER = 8, 2  # what the agents' price forecasts look back and ahead
+
+
+def _run_span(points: tuple[PricePoint, ...], tb: TestbedSection, slot_s: int) -> tuple[PricePoint, ...]:
+    """The price points a run can use: from a week and a day before its start (the price
+    forecasts look back that far) to two days past its end, and the point in force at the
+    span's start. A year of hourly prices would otherwise travel in every configuration."""
+    first = tb.start_s - PRICE_DAYS_BEFORE * 86_400
+    last = tb.start_s + tb.slots * slot_s + PRICE_DAYS_AFTER * 86_400
+    kept = [p for p in points if first < p.start_s <= last]
+    before = [p for p in points if p.start_s <= first]
+    return (*before[-1:], *kept) if before or kept else points
