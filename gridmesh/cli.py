@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "edge.cli",
     "edge.device_cli",
     "ledger.cli",
+    "deploy.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]
