@@ -90,75 +90,92 @@ def plan_battery(net_wh: Sequence[int], prices: PricePath, battery: BatteryLimit
     slots = len(net_wh)
     if slots == 0 or len(prices.import_u_per_kwh) < slots:
         raise ValueError(f"prices for {len(prices.import_u_per_kwh)} slots, forecast for {slots}")
-    floor, ceiling = float(battery.floor_wh), float(max(battery.floor_wh, battery.ceiling_wh))
-    levels = np.linspace(floor, ceiling, MAX_LEVELS)
-    eff = battery.efficiency_pct / 100
-    moves = np.unique(np.concatenate([np.linspace(-battery.max_charge_w * slot_s / SECONDS_PER_HOUR,
-                                                  battery.max_discharge_w * slot_s / SECONDS_PER_HOUR, MOVES),
-                                      [0.0]]))
-    net = np.asarray(net_wh, dtype=np.float64)
-    buy = np.asarray(prices.import_u_per_kwh[:slots], dtype=np.float64)
-    sell = np.asarray(prices.feedin_u_per_kwh[:slots], dtype=np.float64)
-    worth = min(prices.import_u_per_kwh[:slots]) * eff / 1000  # per Wh left at the end
+    grid = _Grid(battery, slot_s, wear_u_per_kwh)
+    net = [float(n) for n in net_wh]
+    buy, sell = prices.import_u_per_kwh[:slots], prices.feedin_u_per_kwh[:slots]
+    worth = min(buy) * grid.eff / 1000  # per Wh left at the end
     values = np.empty((slots + 1, MAX_LEVELS))
-    values[slots] = -worth * (levels - floor)
-    step = _Step(battery, moves, eff, floor, ceiling, wear_u_per_kwh)
-    for t in range(slots - 1, -1, -1):
-        q, _, _ = step.options(levels, net[t], buy[t], sell[t], t, levels, values[t + 1])
-        values[t] = q.min(axis=1)
-    stored = float(max(floor, min(ceiling, stored_wh)))
+    values[slots] = -worth * (grid.levels - grid.floor)
+    for t in range(slots - 1, -1, -1):  # backwards: the value of each stored energy at each slot
+        values[t] = grid.best_values(net[t], buy[t], sell[t], t, values[t + 1])
+    stored = float(max(grid.floor, min(grid.ceiling, stored_wh)))
     battery_plan, stored_plan, follows, total = [], [], [], 0.0
-    for t in range(slots):
-        q, ac, after = step.options(np.asarray([stored]), net[t], buy[t], sell[t], t, levels, values[t + 1])
-        choice = int(np.argmin(q[0]))  # the first of equals: self-consumption (column 0)
-        total += float(q[0, choice]) - float(_interpolate(after[:1, choice], levels, values[t + 1])[0])
-        stored = float(after[0, choice])
-        battery_plan.append(round(float(ac[0, choice])))
+    for t in range(slots):  # forwards: the moves from the energy actually stored
+        ac, after, cost, choice = grid.best_move(stored, net[t], buy[t], sell[t], t, values[t + 1])
+        total += cost
+        stored = after
+        battery_plan.append(round(ac))
         stored_plan.append(round(stored))
         follows.append(choice == 0)
-    total -= worth * (stored - floor)
+    total -= worth * (stored - grid.floor)
     return BatterySchedule(tuple(battery_plan), tuple(stored_plan), tuple(follows), round(total))
 
 
-@dataclass(frozen=True)
-class _Step:
-    """One slot of the programme: the moves open to each stored energy and what they cost."""
+class _Grid:
+    """The programme's grids: stored-energy levels and battery moves, with what does not
+    change from slot to slot worked out once (where each move from each level lands, and
+    the interpolation weights there)."""
 
-    battery: BatteryLimits
-    moves: np.ndarray  # AC energies (+discharge) on the grid of moves
-    eff: float
-    floor: float
-    ceiling: float
-    wear_u_per_kwh: int
+    def __init__(self, battery: BatteryLimits, slot_s: int, wear_u_per_kwh: int) -> None:
+        self.floor = float(battery.floor_wh)
+        self.ceiling = float(max(battery.floor_wh, battery.ceiling_wh))
+        self.levels = np.linspace(self.floor, self.ceiling, MAX_LEVELS)
+        self.spacing = (self.ceiling - self.floor) / (MAX_LEVELS - 1) or 1.0
+        self.eff = battery.efficiency_pct / 100
+        self.max_discharge = battery.max_discharge_w * slot_s / SECONDS_PER_HOUR
+        self.max_charge = battery.max_charge_w * slot_s / SECONDS_PER_HOUR
+        self.moves = np.unique(np.append(np.linspace(-self.max_charge, self.max_discharge, MOVES), 0.0))
+        after = self.levels[:, None] - self._drawn(self.moves)[None, :]
+        self.in_window = (after >= self.floor - 1e-6) & (after <= self.ceiling + 1e-6)
+        self.index, self.weight = self._weights(after)
+        self.wear_u_per_kwh = wear_u_per_kwh
 
-    def options(self, stored: np.ndarray, net: float, buy: float, sell: float, t: int,
-                levels: np.ndarray, next_values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(value of each move, its AC energy, the stored energy after it), one row per
-        stored energy; column 0 is self-consumption."""
-        slot_max_dis = float(self.moves[-1])
-        slot_max_ch = -float(self.moves[0])
-        if net > 0:  # self-consumption: cover the deficit as far as the battery can
-            follow = np.minimum(np.minimum(net, stored - self.floor), slot_max_dis)
-        else:  # store the surplus as far as it fits
-            follow = -np.minimum(np.minimum(-net, (self.ceiling - stored) / self.eff), slot_max_ch)
-        ac = np.concatenate([follow[:, None], np.broadcast_to(self.moves, (len(stored), len(self.moves)))],
-                            axis=1)
-        after = stored[:, None] - np.where(ac > 0, ac, ac * self.eff)
+    def _drawn(self, ac: np.ndarray) -> np.ndarray:
+        """Stored energy taken by AC energies (+discharge; a charge stores ``eff`` of it)."""
+        result: np.ndarray = np.where(ac > 0, ac, ac * self.eff)
+        return result
+
+    def _weights(self, stored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        position = np.minimum(np.maximum((stored - self.floor) / self.spacing, 0.0), MAX_LEVELS - 1)
+        index = np.minimum(position.astype(np.int64), MAX_LEVELS - 2)
+        return index, position - index
+
+    def _value(self, values: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        result: np.ndarray = values[index] * (1 - weight) + values[index + 1] * weight
+        return result
+
+    def _cost(self, ac: np.ndarray, net: float, buy: int, sell: int, t: int) -> np.ndarray:
         grid = net - ac
         cost = (np.where(grid > 0, grid * buy, grid * sell) + self.wear_u_per_kwh * np.abs(ac)) / 1000
-        cost *= 1 + TIE_BREAK * t
-        q = cost + _interpolate(after, levels, next_values)
-        # Out of the window, or the battery feeding the grid: not a move.
+        result: np.ndarray = cost * (1 + TIE_BREAK * t)
+        return result
+
+    def _follow(self, stored: np.ndarray, net: float) -> np.ndarray:
+        """Self-consumption: cover the deficit, or store the surplus, as far as the battery can."""
+        if net > 0:
+            result: np.ndarray = np.minimum(np.minimum(net, stored - self.floor), self.max_discharge)
+            return result
+        result = -np.minimum(np.minimum(-net, (self.ceiling - stored) / self.eff), self.max_charge)
+        return result
+
+    def best_values(self, net: float, buy: int, sell: int, t: int, next_values: np.ndarray) -> np.ndarray:
+        """The value of each level at slot ``t``: its best move's cost plus where it lands."""
+        q = (self._cost(self.moves, net, buy, sell, t)[None, :]
+             + self._value(next_values, self.index, self.weight))
+        q[~self.in_window | (self.moves > max(net, 0.0) + 1e-9)[None, :]] = np.inf  # no feeding the grid
+        follow = self._follow(self.levels, net)
+        landed = self._value(next_values, *self._weights(self.levels - self._drawn(follow)))
+        best: np.ndarray = np.minimum(self._cost(follow, net, buy, sell, t) + landed, q.min(axis=1))
+        return best
+
+    def best_move(self, stored: float, net: float, buy: int, sell: int, t: int,
+                  next_values: np.ndarray) -> tuple[float, float, float, int]:
+        """(AC energy, stored energy after, its cost, which move: 0 is self-consumption)
+        of the best move from ``stored``; self-consumption wins ties."""
+        ac = np.append(self._follow(np.asarray([stored]), net), self.moves)
+        after = stored - self._drawn(ac)
+        cost = self._cost(ac, net, buy, sell, t)
+        q = cost + self._value(next_values, *self._weights(after))
         q[(after < self.floor - 1e-6) | (after > self.ceiling + 1e-6) | (ac > max(net, 0.0) + 1e-9)] = np.inf
-        return q, ac, after
-
-
-def _interpolate(x: np.ndarray, levels: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Linear interpolation on the evenly spaced ``levels`` (clamped at the ends); faster
-    than ``np.interp``, which searches for each point."""
-    spacing = (levels[-1] - levels[0]) / (len(levels) - 1) or 1.0
-    position = np.clip((x - levels[0]) / spacing, 0, len(levels) - 1)
-    index = np.minimum(position.astype(np.int64), len(levels) - 2)
-    weight = position - index
-    result: np.ndarray = values[index] * (1 - weight) + values[index + 1] * weight
-    return result
+        choice = int(np.argmin(q))
+        return float(ac[choice]), float(after[choice]), float(cost[choice]), choice
