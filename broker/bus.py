@@ -3,6 +3,12 @@
 A thin shell over aiomqtt (itself over paho-mqtt). It owns no policy: reconnecting,
 island mode and outboxes belong to the agent and the coordinator, which catch
 :class:`BusError` around a connection's lifetime.
+
+Sessions speak MQTT 5 where the broker does (mosquitto): a persistent session starts
+with clean start off and an explicit session expiry, so the broker keeps its
+subscriptions and queued QoS 1 messages while the client is away. A broker that refuses
+MQTT 5 (the embedded amqtt 0.12) gets MQTT 3.1.1 with clean session off instead: its
+sessions last until the broker restarts (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -12,8 +18,13 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from broker.messages import Message, encode
 
@@ -22,6 +33,9 @@ BusError = aiomqtt.MqttError
 # aiomqtt warns above 10 unacknowledged publishes; a coordinator answering a hundred
 # members at a gate closure has that many in flight by design.
 PENDING_WARNING = 10_000
+SESSION_EXPIRY_S = 86_400  # a persistent session outlives its client by a day (MQTT 5)
+MQTT5, MQTT311 = "5", "3.1.1"
+_REFUSED_PROTOCOL = (1, 0x84)  # CONNACK: unacceptable protocol version (3.1.1 and 5)
 
 
 @dataclass(frozen=True)
@@ -56,8 +70,9 @@ class BusConnection:
     retained messages matching *any* client's subscriptions.
     """
 
-    def __init__(self, client: aiomqtt.Client) -> None:
+    def __init__(self, client: aiomqtt.Client, protocol: str = MQTT5) -> None:
         self._client = client
+        self.protocol = protocol  # the MQTT version the broker accepted: MQTT5 or MQTT311
         self._filters: list[str] = []
         self._matched: dict[str, bool] = {}
 
@@ -99,29 +114,61 @@ async def connect(
     client_id: str,
     *,
     persistent: bool = True,
+    session_expiry_s: int = SESSION_EXPIRY_S,
     will: tuple[str, Message] | None = None,
     keepalive_s: int = 30,
     timeout_s: float = 10.0,
 ) -> AsyncIterator[BusConnection]:
-    """Open a session; ``persistent`` keeps subscriptions and queued QoS 1 messages
-    across reconnects (MQTT clean session off, a stable client id)."""
+    """Open a session under a stable ``client_id``. ``persistent`` keeps subscriptions
+    and queued QoS 1 messages while the client is away: for ``session_expiry_s`` under
+    MQTT 5 (clean start off), until the broker restarts under MQTT 3.1.1 (clean session
+    off). A session that is not persistent, or expires after 0 s, ends with its
+    connection and starts clean."""
+    protocol = MQTT5
+    async with contextlib.AsyncExitStack() as stack:
+        options = (endpoint, client_id, persistent, session_expiry_s, will, keepalive_s, timeout_s)
+        try:
+            client = await stack.enter_async_context(_client(protocol, *options))
+        except MqttConnectError as exc:
+            if _code(exc.rc) not in _REFUSED_PROTOCOL:
+                raise
+            protocol = MQTT311
+            client = await stack.enter_async_context(_client(protocol, *options))
+        _no_delay(client)
+        yield BusConnection(client, protocol)
+
+
+def _client(
+    protocol: str, endpoint: Endpoint, client_id: str, persistent: bool, session_expiry_s: int,
+    will: tuple[str, Message] | None, keepalive_s: int, timeout_s: float,
+) -> aiomqtt.Client:
     will_arg = None
     if will is not None:
         will_arg = aiomqtt.Will(will[0], encode(will[1]), qos=1, retain=True)
+    ends_with_connection = not persistent or session_expiry_s <= 0
+    session: dict[str, Any] = {"clean_session": ends_with_connection}
+    if protocol == MQTT5:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        if not ends_with_connection:
+            properties.SessionExpiryInterval = session_expiry_s
+        session = {"protocol": aiomqtt.ProtocolVersion.V5, "clean_start": ends_with_connection,
+                   "properties": properties}
     client = aiomqtt.Client(
         endpoint.host,
         endpoint.port,
         identifier=client_id,
-        clean_session=not persistent,
         will=will_arg,
         keepalive=keepalive_s,
         timeout=timeout_s,
         max_inflight_messages=100,
+        **session,
     )
     client.pending_calls_threshold = PENDING_WARNING
-    async with client:
-        _no_delay(client)
-        yield BusConnection(client)
+    return client
+
+
+def _code(rc: int | ReasonCode | None) -> int | None:
+    return int(rc.value) if isinstance(rc, ReasonCode) else rc
 
 
 def _no_delay(client: aiomqtt.Client) -> None:

@@ -9,6 +9,12 @@ sessions, so the embedded broker admits clients through our own plugin
 A broker is ready when it says so in its own output (``broker.out`` in its working
 directory), not when something accepts connections on the port: that could be
 another program that took the port after the check.
+
+mosquitto keeps its sessions and queued messages across its own restart (``persistence``
+in its working directory, saved on shutdown and every ``AUTOSAVE_S``); the embedded
+broker keeps them in memory only. :meth:`BrokerHandle.halt` and
+:meth:`BrokerHandle.start_again` stop a broker and start it again on the same port and
+working directory, as an operator's restart would.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 from types import TracebackType
 
 READY_TIMEOUT_S = 10.0
+AUTOSAVE_S = 10  # mosquitto writes its persistence file this often (and when it stops)
 READY_LINE = {
     "mosquitto": re.compile(r"mosquitto version \S+ running"),
     "embedded": re.compile(r"embedded amqtt broker ready on "),
@@ -74,6 +81,8 @@ class BrokerHandle:
     process: subprocess.Popen[bytes]
     workdir: Path
     _tempdir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+    command: tuple[str, ...] = ()
+    ready_line: re.Pattern[str] | None = field(default=None, repr=False)
 
     @property
     def pid(self) -> int:
@@ -84,6 +93,14 @@ class BrokerHandle:
         return f"{self.host}:{self.port}"
 
     def stop(self) -> None:
+        self.halt()
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+            self._tempdir = None
+
+    def halt(self) -> None:
+        """Stop the broker process (SIGTERM: mosquitto saves its sessions); its port and
+        working directory stay reserved for :meth:`start_again`."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -91,9 +108,18 @@ class BrokerHandle:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self._tempdir is not None:
-            self._tempdir.cleanup()
-            self._tempdir = None
+
+    def start_again(self) -> None:
+        """Start the halted broker again, same port, configuration and working directory."""
+        if self.process.poll() is None:
+            raise BrokerError(f"{self.kind} on {self.url} is still running")
+        if not self.command or self.ready_line is None:
+            raise BrokerError(f"{self.kind} on {self.url} was not started by start_broker")
+        if _port_in_use(self.host, self.port):
+            raise BrokerError(f"port {self.port} on {self.host} is already in use")
+        already = (self.workdir / "broker.out").stat().st_size
+        self.process = _launch(list(self.command), self.workdir)
+        _wait_ready(self, already)
 
     def __enter__(self) -> BrokerHandle:
         return self
@@ -114,8 +140,9 @@ def mosquitto_config(host: str, port: int, workdir: Path) -> str:
         "allow_anonymous true",
         "max_queued_messages 0",  # 0: unlimited; the default 1000 drops QoS 1 messages
         "max_queued_bytes 0",
-        "persistence true",
+        "persistence true",  # sessions and queued messages survive a restart
         f"persistence_location {workdir}/",
+        f"autosave_interval {AUTOSAVE_S}",
         "set_tcp_nodelay true",
         "log_dest stderr",  # into broker.out unbuffered: the launcher looks for the ready line
     ]
@@ -143,7 +170,7 @@ def start_broker(kind: str = "auto", port: int | None = None, host: str = "127.0
         tempdir = tempfile.TemporaryDirectory(prefix="gridmesh-broker-")
         workdir = Path(tempdir.name)
     workdir.mkdir(parents=True, exist_ok=True)
-    log = (workdir / "broker.out").open("wb")
+    (workdir / "broker.out").write_bytes(b"")
     if kind == "mosquitto":
         if mosquitto is None:
             raise BrokerError("mosquitto is not installed (apt install mosquitto)")
@@ -154,16 +181,32 @@ def start_broker(kind: str = "auto", port: int | None = None, host: str = "127.0
     else:
         cmd = [sys.executable, "-m", "broker.embedded", "--host", host, "--port", str(port)]
         label = "embedded amqtt"
-    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    handle = BrokerHandle(label, host, port, process, workdir, tempdir)
-    output = workdir / "broker.out"
+    handle = BrokerHandle(label, host, port, _launch(cmd, workdir), workdir, tempdir, tuple(cmd),
+                          READY_LINE[kind])
+    _wait_ready(handle, 0)
+    return handle
+
+
+def _launch(cmd: list[str], workdir: Path) -> subprocess.Popen[bytes]:
+    """Start the broker, its output appended to ``broker.out`` (a restart adds to it)."""
+    with (workdir / "broker.out").open("ab") as log:
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait_ready(handle: BrokerHandle, already: int) -> None:
+    """Return once the broker's output after its first ``already`` bytes says it is
+    ready; stop it and raise BrokerError if it exits first or stays silent."""
+    assert handle.ready_line is not None
+    output = handle.workdir / "broker.out"
+    process, host, port, label = handle.process, handle.host, handle.port, handle.kind
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         exited = process.poll() is not None
-        text = output.read_text(errors="replace")
-        if not exited and READY_LINE[kind].search(text):
-            return handle
+        with output.open("rb") as log:
+            log.seek(already)
+            text = log.read().decode(errors="replace")
+        if not exited and handle.ready_line.search(text):
+            return
         if exited:
             handle.stop()
             if "in use" in text or _port_in_use(host, port):
