@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiomqtt
@@ -26,6 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from broker.credentials import Credentials, client_arguments
 from broker.messages import Message, encode
 
 BusError = aiomqtt.MqttError
@@ -40,10 +41,12 @@ _REFUSED_PROTOCOL = (1, 0x84)  # CONNACK: unacceptable protocol version (3.1.1 a
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a broker listens; parsed from ``HOST:PORT``."""
+    """Where a broker listens; parsed from ``HOST:PORT``. ``auth``: what this client
+    presents to a locked-down broker (never part of the text form)."""
 
     host: str
     port: int
+    auth: Credentials | None = field(default=None, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> Endpoint:
@@ -156,6 +159,7 @@ def _client(
     client = aiomqtt.Client(
         endpoint.host,
         endpoint.port,
+        **client_arguments(endpoint.auth),
         identifier=client_id,
         will=will_arg,
         keepalive=keepalive_s,

@@ -154,13 +154,18 @@ def mosquitto_config(host: str, port: int, workdir: Path) -> str:
 
 
 def start_broker(kind: str = "auto", port: int | None = None, host: str = "127.0.0.1",
-                 workdir: Path | None = None) -> BrokerHandle:
-    """Start a broker; ``kind`` is auto, mosquitto or embedded."""
+                 workdir: Path | None = None, config: Path | None = None) -> BrokerHandle:
+    """Start a broker; ``kind`` is auto, mosquitto or embedded. ``config``: mosquitto with
+    this configuration file instead of its own (``gridmesh deploy broker-config``'s, which
+    listens on ``host:port`` and logs to stderr)."""
     mosquitto = find_mosquitto()
     if kind == "auto":
-        kind = "mosquitto" if mosquitto else "embedded"
+        kind = "mosquitto" if mosquitto or config else "embedded"
     if kind not in ("mosquitto", "embedded"):
         raise BrokerError(f"unknown broker kind {kind!r}")
+    if config is not None and kind != "mosquitto":
+        raise BrokerError("a locked-down broker needs mosquitto: the embedded broker has no TLS, "
+                          "passwords or ACL")
     if port is None:
         port = free_port(host)
     elif _port_in_use(host, port):
@@ -174,8 +179,9 @@ def start_broker(kind: str = "auto", port: int | None = None, host: str = "127.0
     if kind == "mosquitto":
         if mosquitto is None:
             raise BrokerError("mosquitto is not installed (apt install mosquitto)")
-        conf = workdir / "mosquitto.conf"
-        conf.write_text(mosquitto_config(host, port, workdir))
+        conf = config or workdir / "mosquitto.conf"
+        if config is None:
+            conf.write_text(mosquitto_config(host, port, workdir))
         cmd = [mosquitto, "-c", str(conf)]
         label = f"mosquitto {mosquitto_version(mosquitto)}"
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.resources
 import logging
 from pathlib import Path
@@ -40,7 +41,7 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
 def build_coordinator(config_path: Path) -> tuple[Coordinator, str, Endpoint]:
     config = load_coordinator_config(config_path)
     try:
-        endpoint = Endpoint.parse(config.section.broker)
+        endpoint = dataclasses.replace(Endpoint.parse(config.section.broker), auth=config.credentials)
     except ValueError as exc:
         raise UsageError(f"{config_path}: coordinator.broker: {exc}") from None
     config.data_dir.mkdir(parents=True, exist_ok=True)

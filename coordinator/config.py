@@ -3,6 +3,7 @@
     coordinator:
       key_file: keys/coordinator.key   # hex Ed25519 private key; relative to this file
       broker: 127.0.0.1:1883
+      broker_auth: {ca_file: ..., cert_file: ..., key_file: ...}  # optional: a locked-down broker
       clock: wall                      # or bus: follow the virtual clock
       data_dir: data                   # coordinator.db and ledger.db; relative to this file
     community: { ... }                 # see broker/community.py, or a file: community.yaml
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.community import Community
+from broker.credentials import BrokerAuth, Credentials, load_credentials
 from broker.identity import Identity
 from broker.schema import bounded
 from gridmesh.config import ConfigError, build_with_section, load_identity, relative_to
@@ -24,6 +26,7 @@ from gridmesh.config import ConfigError, build_with_section, load_identity, rela
 class CoordinatorSection:
     key_file: str = bounded(max_len=4096)
     broker: str = bounded("127.0.0.1:1883", max_len=300)
+    broker_auth: BrokerAuth | None = None  # credentials for a locked-down broker
     clock: str = bounded("wall", choices=("bus", "wall"))
     data_dir: str = bounded("data", max_len=4096)
 
@@ -40,6 +43,7 @@ class CoordinatorConfig:
     community: Community
     identity: Identity
     data_dir: Path
+    credentials: Credentials | None = None  # for the broker, from coordinator.broker_auth
 
 
 def load_coordinator_config(path: Path) -> CoordinatorConfig:
@@ -53,4 +57,9 @@ def load_coordinator_config(path: Path) -> CoordinatorConfig:
     elif community.coordinator_key != identity.public_key_hex:
         raise ConfigError(source, "community.coordinator_key",
                           "does not match the public key of coordinator.key_file")
-    return CoordinatorConfig(section, community, identity, relative_to(path, section.data_dir))
+    credentials = None
+    if section.broker_auth is not None:
+        credentials = load_credentials(path, section.broker_auth, "coordinator.broker_auth",
+                                       community.coordinator_id)
+    return CoordinatorConfig(section, community, identity, relative_to(path, section.data_dir),
+                             credentials)

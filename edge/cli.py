@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 from collections import Counter
@@ -45,7 +46,7 @@ def build_agent(path: Path) -> Agent:
     config = load_agent_config(path)
     section = config.section
     try:
-        endpoint = Endpoint.parse(section.broker)
+        endpoint = dataclasses.replace(Endpoint.parse(section.broker), auth=config.credentials)
     except ValueError as exc:
         raise UsageError(f"{path}: agent.broker: {exc}") from None
     forecaster: Forecaster = SeasonalNaive()

@@ -4,6 +4,10 @@
       device: h001
       key_file: keys/h001.key        # hex Ed25519 private key; relative to this file
       broker: 127.0.0.1:1883
+      broker_auth:                   # optional, for a locked-down broker (paths relative to this
+        ca_file: broker/ca.crt       # file): cert_file and key_file, or username and password_file
+        cert_file: broker/client.crt
+        key_file: broker/client.key
       clock: bus                     # bus: follow the virtual clock; wall: the system clock
       planner: horizon               # plan the battery over the forecast horizon (or: slot)
       modbus:
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.community import Community
+from broker.credentials import BrokerAuth, Credentials, load_credentials
 from broker.identity import Identity
 from broker.messages import ID
 from broker.schema import bounded
@@ -58,6 +63,7 @@ class AgentSection:
     device: str = bounded(pattern=ID)
     key_file: str = bounded(max_len=4096)
     broker: str = bounded("127.0.0.1:1883", max_len=300)
+    broker_auth: BrokerAuth | None = None  # credentials for a locked-down broker
     clock: str = bounded("wall", choices=("bus", "wall"))
     modbus: ModbusConfig = field(default_factory=lambda: ModbusConfig("127.0.0.1"))
     last_order_slot: int | None = None
@@ -82,6 +88,7 @@ class AgentConfig:
     community: Community
     identity: Identity
     source: str
+    credentials: Credentials | None = None  # for the broker, from agent.broker_auth
 
 
 def load_agent_config(path: Path) -> AgentConfig:
@@ -93,4 +100,8 @@ def load_agent_config(path: Path) -> AgentConfig:
     if not community.coordinator_key:
         raise ConfigError(source, "community.coordinator_key",
                           "missing: the agent must know the coordinator's public key")
-    return AgentConfig(section, community, identity, source)
+    credentials = None
+    if section.broker_auth is not None:
+        credentials = load_credentials(path, section.broker_auth, "agent.broker_auth",
+                                       section.device)
+    return AgentConfig(section, community, identity, source, credentials)
