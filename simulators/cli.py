@@ -62,6 +62,10 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--federated-round-slots", type=int,
                         help="federated forecaster rounds every N slots: households share statistics, "
                         "the coordinator releases pooled models (default 0: the community's setting)")
+    parser.add_argument("--external-agents", metavar="ID,...",
+                        help="households whose agent runs outside the testbed (an installed bundle, a "
+                        "device): their configuration and key are written, RUN/external.json names "
+                        "them and the run waits for them")
     parser.add_argument("--clock", choices=("virtual", "realtime"), help="default virtual")
     parser.add_argument("--speed", type=int, help="virtual seconds per wall second (realtime)")
     parser.add_argument("--broker", choices=("auto", "mosquitto", "embedded"),
@@ -78,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
                  ("households", "slots", "seed", "feeder", "feeder_data", "start", "clock", "speed", "broker",
                   "community_battery_wh", "prices_csv", "forecaster", "planner")}
     overrides["federated_round_slots"] = args.federated_round_slots
+    if args.external_agents is not None:
+        names = args.external_agents.split(",")
+        overrides["external_agents"] = [name.strip() for name in names if name.strip()]
     config = load_testbed_config(args.config, overrides)
     tb = config.testbed
     out: Path = args.out or Path("runs") / f"{tb.households}h-{tb.slots}s-seed{tb.seed}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import shutil
 import sys
 import time
@@ -45,6 +46,8 @@ from simulators.testbed_errors import TestbedError, tail
 
 RUN_MARKER = "run.json"
 AGENT_STATS = "agents"  # each agent's counters, <device>.json
+EXTERNAL = "external.json"  # the broker and configuration files of agents run outside
+ONLINE_S, EXTERNAL_ONLINE_S = 60.0, 600.0  # how long participants may take to come online
 
 
 @dataclass
@@ -243,9 +246,12 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
         log_path = logs / "coordinator.log"
         processes.append(("coordinator", await _spawn(
             ["coordinator", "--config", str(coordinator_file)], log_path), log_path))
+        external = _announce_external(out, endpoint, agent_files, tb.external_agents)
         groups = tb.processes
         for index in range(groups):
-            chunk = agent_files[index::groups]
+            chunk = [path for path in agent_files[index::groups] if path not in external]
+            if not chunk:
+                continue
             log_path = logs / f"agents-{index + 1}.log"
             processes.append((f"agents-{index + 1}", await _spawn(
                 ["agent", "--stats-dir", str(out / AGENT_STATS), "--config", *map(str, chunk)],
@@ -262,7 +268,7 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
             fault_listener = asyncio.create_task(listen(fault_bus, topics, inbox.receive))
             watchdog = asyncio.create_task(_watch(processes))
             try:
-                await _race(master.wait_online(60.0), watchdog)
+                await _race(master.wait_online(EXTERNAL_ONLINE_S if external else ONLINE_S), watchdog)
                 progress = Progress(tb.slots, first_slot, market.slot_s, master)
 
                 async def step_physics(t_s: int) -> None:
@@ -304,6 +310,23 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
         broker.stop()
     artifacts.wall_s = time.monotonic() - started
     return artifacts
+
+
+def _announce_external(out: Path, broker: Endpoint, agent_files: list[Path],
+                       names: tuple[str, ...]) -> set[Path]:
+    """Write RUN/external.json for agents run outside the testbed and say on stderr that the
+    run waits for them; returns their configuration files."""
+    files = {path.stem: path for path in agent_files if path.stem in names}
+    if not files:
+        return set()
+    (out / EXTERNAL).write_text(json.dumps({
+        "broker": str(broker), "config_dir": str((out / "config").resolve()),
+        "agents": {name: str(path.resolve()) for name, path in sorted(files.items())},
+    }, indent=2) + "\n")
+    for name, path in sorted(files.items()):
+        print(f"  external agent {name}: waiting for it to come online (config {path}, broker {broker})",
+              file=sys.stderr, flush=True)
+    return set(files.values())
 
 
 FAULT_UNITS = {"meter": METER_UNIT, "inverter": INVERTER_UNIT, "battery": BATTERY_UNIT}

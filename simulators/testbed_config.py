@@ -23,12 +23,14 @@
       member_limits: {import_limit_w: 20000, export_limit_w: 8000}   # each member's connection
       federated_round_slots: 0   # federated forecaster rounds every this many slots (0: the
                                  # community's forecasting.round_slots)
+      external_agents: []  # households whose agent runs outside the testbed (RUN/external.json)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,9 @@ class TestbedSection:
     # federated forecaster rounds every this many slots; 0: as community.forecasting.round_slots says
     federated_round_slots: int = bounded(0, min=0, max=35_040)
     faults: tuple[FaultSpec, ...] = ()
+    # households whose agent runs outside the testbed (an installed bundle, a real device):
+    # the testbed writes their configuration and key, starts no agent for them and waits
+    external_agents: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -115,6 +120,11 @@ class TestbedSection:
                              "is more than 100 %")
         if self.federated_round_slots == 1:
             raise ValueError("federated_round_slots: must be 0 (off) or at least 2 (share, then pool)")
+        for index, name in enumerate(self.external_agents):
+            known = re.fullmatch(r"h(\d{3,4})", name) and 1 <= int(name[1:]) <= self.households
+            if not known and not (name == "s001" and self.community_battery_wh):
+                raise ValueError(f"external_agents[{index}]: {name!r} is not one of "
+                                 f"h001..h{self.households:03d}")
 
     @property
     def start_s(self) -> int:
