@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from broker.bus import Endpoint
+from broker.credentials import load_auth_file
 from broker.launcher import BrokerError, start_broker
 from broker.monitor import watch
 from gridmesh.cli import UsageError
@@ -38,6 +40,9 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     monitor.add_argument("--community", help="community id (default: every community)")
     monitor.add_argument("--topic", help="MQTT topic filter (default gm/v1/COMMUNITY/#)")
     monitor.add_argument("--count", type=int, help="exit after this many messages")
+    monitor.add_argument("--broker-auth", type=Path, metavar="FILE",
+                         help="an observer's credentials for a locked-down broker (gridmesh deploy "
+                         "broker-config --observer NAME writes devices/NAME/broker_auth.yaml)")
     monitor.set_defaults(handler=run_monitor)
 
 
@@ -64,8 +69,9 @@ def run_monitor(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
         raise UsageError(f"--count must be at least 1, got {args.count}")
     topic = args.topic or f"gm/v1/{args.community or '+'}/#"
+    credentials = load_auth_file(args.broker_auth) if args.broker_auth else None
     try:
-        watch(endpoint.host, endpoint.port, topic, args.count)
+        watch(endpoint.host, endpoint.port, topic, args.count, credentials=credentials)
     except OSError as exc:
         raise UsageError(f"cannot reach the broker at {endpoint}: {exc}") from None
     return 0

@@ -157,7 +157,8 @@ def _check_tls(credentials: Credentials, source: str, key_path: str) -> None:
                           f"not a certificate and its key ({exc.reason})") from None
 
 
-def load_auth_file(path: Path) -> Credentials:
+def load_auth_file(path: Path, principal: str | None = None) -> Credentials:
     """The credentials in a file holding a ``broker_auth`` section (paths relative to it),
-    as ``gridmesh deploy broker-config`` writes one per principal."""
-    return load_credentials(path, load(AuthFile, path).broker_auth, "broker_auth")
+    as ``gridmesh deploy broker-config`` writes one per principal; ``principal`` as for
+    :func:`load_credentials`."""
+    return load_credentials(path, load(AuthFile, path).broker_auth, "broker_auth", principal)

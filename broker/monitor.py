@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from broker.codec import PayloadError
+from broker.credentials import Credentials, client_arguments
 from broker.messages import (
     Award,
     BlockHeader,
@@ -88,8 +89,9 @@ def format_payload(topic: str, payload: bytes, t_s: float | None = None) -> str:
 
 
 def watch(host: str, port: int, topic_filter: str, count: int | None,
-          emit: Callable[[str], None] = print) -> int:
-    """Print messages until ``count`` have been seen (or forever); returns how many."""
+          emit: Callable[[str], None] = print, credentials: Credentials | None = None) -> int:
+    """Print messages until ``count`` have been seen (or forever); returns how many.
+    ``credentials``: an observer's, for a locked-down broker."""
     import paho.mqtt.client as mqtt
 
     seen = 0
@@ -111,6 +113,11 @@ def watch(host: str, port: int, topic_filter: str, count: int | None,
 
     client.on_connect = on_connect
     client.on_message = on_message
+    arguments = client_arguments(credentials)
+    if "username" in arguments:
+        client.username_pw_set(arguments["username"], arguments["password"])
+    if "tls_context" in arguments:
+        client.tls_set_context(arguments["tls_context"])
     client.connect(host, port)
     client.loop_forever()
     return seen

@@ -88,6 +88,9 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     where.add_argument("--broker", help="HOST:PORT of the community's broker")
     where.add_argument("--run", type=Path, help="a running testbed's output folder (its broker)")
     follow.add_argument("--community", help="community id with --broker (default demo)")
+    follow.add_argument("--broker-auth", type=Path, metavar="FILE",
+                        help="credentials for a locked-down broker: a file with a broker_auth section "
+                        "(gridmesh deploy broker-config writes devices/NAME/broker_auth.yaml)")
     follow.add_argument("--id", default="replica", help="this replica's name and session (default replica)")
     follow.add_argument("--coordinator-key", default="",
                         help="refuse a genesis block naming another coordinator key (hex)")
@@ -251,7 +254,7 @@ def run_follow(args: argparse.Namespace) -> int:
 
     if not NAME.fullmatch(args.id):
         raise UsageError(f"--id: {args.id!r} must match {NAME.pattern}")
-    endpoint, community = target(args)
+    endpoint, community = target(args, principal=args.id)  # its status topic names it
     try:
         Topics(community)
     except TopicError as exc:

@@ -70,6 +70,9 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--speed", type=int, help="virtual seconds per wall second (realtime)")
     parser.add_argument("--broker", choices=("auto", "mosquitto", "embedded"),
                         help="which MQTT broker to start (default auto: mosquitto if installed)")
+    parser.add_argument("--broker-auth", choices=("none", "tls", "password"),
+                        help="lock the broker down as a community's own: TLS with client certificates "
+                        "or passwords and the ACL (mosquitto only; default none)")
     parser.add_argument("--out", type=Path, help="output folder (default runs/<shape>-seed<N>)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--compare", action="store_true",
@@ -80,7 +83,7 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in
                  ("households", "slots", "seed", "feeder", "feeder_data", "start", "clock", "speed", "broker",
-                  "community_battery_wh", "prices_csv", "forecaster", "planner")}
+                  "community_battery_wh", "prices_csv", "forecaster", "planner", "broker_auth")}
     overrides["federated_round_slots"] = args.federated_round_slots
     if args.external_agents is not None:
         names = args.external_agents.split(",")

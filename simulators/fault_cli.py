@@ -36,6 +36,9 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     where.add_argument("--run", type=Path, help="a running testbed's output folder (its broker)")
     where.add_argument("--broker", help="HOST:PORT of the broker the simulator listens on")
     parser.add_argument("--community", help=f"community id with --broker (default {Community().id})")
+    parser.add_argument("--broker-auth", type=Path, metavar="FILE",
+                        help="credentials for a locked-down broker: a file with a broker_auth section "
+                        "(gridmesh deploy broker-config writes devices/NAME/broker_auth.yaml)")
     parser.add_argument("household", help="household id, e.g. h003")
     parser.add_argument("device", help=f"one of {', '.join(FAULT_DEVICES)}")
     parser.add_argument("fault", help="a fault, or clear")

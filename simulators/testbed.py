@@ -15,7 +15,7 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,7 @@ import yaml
 from broker.bus import Endpoint, connect
 from broker.community import Community, Member
 from broker.identity import Identity
-from broker.launcher import BrokerHandle, start_broker
+from broker.launcher import BrokerHandle
 from broker.schema import to_dict
 from broker.topics import Topics
 from simulators.clock_master import ClockMaster, tick_times
@@ -41,6 +41,7 @@ from simulators.fleet import PROSUMER_BATTERY, community_battery, make_household
 from simulators.physics import HouseholdSpec
 from simulators.profiles import ProfileError, ProfileSet
 from simulators.replicas import stop_replicas
+from simulators.testbed_broker import start_testbed_broker
 from simulators.testbed_config import FaultSpec, TestbedConfig, TestbedSection
 from simulators.testbed_errors import TestbedError, tail
 
@@ -95,6 +96,7 @@ def _write_configs(
     out: Path, community: Community, coordinator: Identity, identities: dict[str, Identity],
     households: tuple[HouseholdSpec, ...], farm: DeviceFarm, broker: Endpoint, last_slot: int,
     forecaster: str = "onnx", planner: str = "horizon",
+    broker_auth: Callable[[str, Path], dict[str, str] | None] = lambda _principal, _folder: None,
 ) -> tuple[Path, list[Path]]:
     config_dir = out / "config"
     keys = config_dir / "keys"
@@ -105,7 +107,8 @@ def _write_configs(
     coordinator_file = config_dir / "coordinator.yaml"
     coordinator_file.write_text(yaml.safe_dump({
         "coordinator": {"key_file": "keys/coordinator.key", "broker": str(broker),
-                        "clock": "bus", "data_dir": str(out.resolve())},
+                        "clock": "bus", "data_dir": str(out.resolve()),
+                        **_auth(broker_auth(community.coordinator_id, config_dir))},
         "community": "community.yaml",
     }, sort_keys=False))
     agent_files = []
@@ -124,7 +127,7 @@ def _write_configs(
         agent: dict[str, object] = {
             "device": household.id, "key_file": f"../keys/{household.id}.key", "broker": str(broker),
             "clock": "bus", "modbus": modbus, "last_order_slot": last_slot, "forecaster": forecaster,
-            "planner": planner,
+            "planner": planner, **_auth(broker_auth(household.id, path.parent)),
         }
         if forecaster == "perfect":
             agent["truth_file"] = f"../truth/{household.id}.csv"
@@ -136,6 +139,10 @@ def _write_configs(
         }, sort_keys=False))
         agent_files.append(path)
     return coordinator_file, agent_files
+
+
+def _auth(section: dict[str, str] | None) -> dict[str, object]:
+    return {} if section is None else {"broker_auth": section}
 
 
 def _write_truth(path: Path, household: HouseholdSpec, farm: DeviceFarm, last_slot: int,
@@ -224,8 +231,9 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
     logs.mkdir()
 
     started = time.monotonic()
-    broker: BrokerHandle = start_broker(tb.broker, workdir=out / "broker")
-    artifacts.broker_kind = broker.kind
+    run_broker = start_testbed_broker(tb, community, out)
+    broker: BrokerHandle = run_broker.handle
+    artifacts.broker_kind = run_broker.label
     farm = DeviceFarm(households, profiles, times[0])
     processes: list[tuple[str, asyncio.subprocess.Process, Path]] = []
     try:
@@ -233,7 +241,7 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
         endpoint = Endpoint(broker.host, broker.port)
         coordinator_file, agent_files = _write_configs(
             out, community, coordinator_id, identities, households, farm, endpoint,
-            first_slot + tb.slots - 1, tb.forecaster, tb.planner,
+            first_slot + tb.slots - 1, tb.forecaster, tb.planner, run_broker.auth_section,
         )
         replicas: list[tuple[str, asyncio.subprocess.Process, Path]] = []
         for index in range(1, tb.replicas + 1):
@@ -241,7 +249,7 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
             (out / "replicas").mkdir(exist_ok=True)
             replicas.append((name, await _spawn(
                 ["ledger", "follow", str(out / "replicas" / f"{name}.db"), "--broker", str(endpoint),
-                 "--community", community.id, "--id", name, "--coordinator-key",
+                 *run_broker.auth_args(name), "--community", community.id, "--id", name, "--coordinator-key",
                  coordinator_id.public_key_hex], log_path), log_path))
         log_path = logs / "coordinator.log"
         processes.append(("coordinator", await _spawn(
@@ -260,8 +268,9 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
         topics = Topics(community.id)
         participants = [community.coordinator_id, *(h.id for h in households)]
         inbox = FaultInbox()  # faults commanded at run time (gridmesh fault --run OUT ...)
-        async with connect(endpoint, f"{community.id}-clock", persistent=False) as bus, \
-                connect(endpoint, f"{community.id}-faults", persistent=False) as fault_bus:
+        bench = run_broker.bench_endpoint()
+        async with connect(bench, f"{community.id}-clock", persistent=False) as bus, \
+                connect(bench, f"{community.id}-faults", persistent=False) as fault_bus:
             master = ClockMaster(bus, topics, participants, community.coordinator_id,
                                  observers=[name for name, _, _ in replicas])
             listener = asyncio.create_task(master.listen())

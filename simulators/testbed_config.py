@@ -20,6 +20,7 @@
       clock: virtual      # or realtime (with speed)
       speed: 1
       broker: auto        # auto, mosquitto or embedded
+      broker_auth: none   # tls or password: a locked-down mosquitto (gridmesh deploy broker-config)
       member_limits: {import_limit_w: 20000, export_limit_w: 8000}   # each member's connection
       federated_round_slots: 0   # federated forecaster rounds every this many slots (0: the
                                  # community's forecasting.round_slots)
@@ -81,6 +82,8 @@ class TestbedSection:
     clock: str = bounded("virtual", choices=("virtual", "realtime"))
     speed: int = bounded(1, min=1, max=86_400)
     broker: str = bounded("auto", choices=("auto", "mosquitto", "embedded"))
+    # tls, password: mosquitto locked down as a community's own (simulators/testbed_broker.py)
+    broker_auth: str = bounded("none", choices=("none", "tls", "password"))
     agent_processes: int = bounded(0, min=0, max=64)  # 0: one per 50 households
     member_limits: PowerLimits = field(default_factory=default_member_limits)  # each member's connection
     # the agents' forecaster; perfect: each reads its household's true future (a study's upper bound)
@@ -120,6 +123,9 @@ class TestbedSection:
                              "is more than 100 %")
         if self.federated_round_slots == 1:
             raise ValueError("federated_round_slots: must be 0 (off) or at least 2 (share, then pool)")
+        if self.broker_auth != "none" and self.broker == "embedded":
+            raise ValueError(f"broker_auth: {self.broker_auth} needs mosquitto: the embedded broker has "
+                             "no TLS, passwords or ACL")
         for index, name in enumerate(self.external_agents):
             known = re.fullmatch(r"h(\d{3,4})", name) and 1 <= int(name[1:]) <= self.households
             if not known and not (name == "s001" and self.community_battery_wh):

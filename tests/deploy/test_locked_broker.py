@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import ssl
+import sys
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -27,10 +28,11 @@ from broker.community import Community, Member
 from broker.credentials import Credentials
 from broker.identity import Identity
 from broker.launcher import BrokerError, find_mosquitto, start_broker
-from broker.messages import Status, encode
+from broker.messages import Status, decode, encode
 from broker.topics import Topics
 from deploy.locked_broker import LockedBroker, start_locked_broker
 from deploy.pki import Authority
+from gridmesh.cli import main
 
 pytestmark = pytest.mark.broker
 TOPICS = Topics("demo")
@@ -54,7 +56,8 @@ def locked(request: pytest.FixtureRequest,
     folder = tmp_path_factory.mktemp(f"locked-{request.param}")
     members = tuple(Member(i, Identity.derived(i, 1).public_key_hex) for i in ("h001", "h002"))
     community = Community(id="demo", members=members)
-    broker = start_locked_broker(community, request.param, folder / "auth", folder / "broker", bench="clock")
+    broker = start_locked_broker(community, request.param, folder / "auth", folder / "broker", bench="clock",
+                                 observers=("ops",))
     yield broker
     broker.stop()
 
@@ -215,3 +218,35 @@ def test_mosquitto_pub_logs_in_with_a_generated_password(locked: LockedBroker) -
             return await first(h001)
 
     assert run(scenario()).payload == b"tick"
+
+
+def test_fault_commands_come_from_the_bench_alone(locked: LockedBroker,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    def fault(principal: str, household: str) -> int:
+        return main(["fault", "--broker", locked.handle.url, "--community", "demo", "--broker-auth",
+                     str(locked.auth_file(principal)), household, "meter", "timeout"])
+
+    async def scenario() -> Received:
+        async with connect(locked.endpoint("clock"), "demo-faults", persistent=False) as bench:
+            await bench.subscribe([TOPICS.sim_fault])
+            await asyncio.to_thread(fault, "h001", "h002")  # a member may not command faults
+            assert await asyncio.to_thread(fault, "clock", "h001") == 0
+            return await first(bench)
+
+    assert decode(run(scenario()).payload).household == "h001"  # type: ignore[attr-defined]
+    assert "h001 meter -> timeout" in capsys.readouterr().out
+
+
+def test_an_observer_monitors_with_its_credentials(locked: LockedBroker) -> None:
+    async def scenario() -> str:
+        async with connect(locked.endpoint("coordinator"), "demo-coordinator", persistent=False) as coord:
+            await coord.publish(TOPICS.block, message("coordinator"), retain=True)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gridmesh", "monitor", "--broker", locked.handle.url, "--topic",
+            TOPICS.block, "--count", "1", "--broker-auth", str(locked.auth_file("ops")),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await process.communicate()
+        assert process.returncode == 0, out
+        return out.decode()
+
+    assert TOPICS.block in run(scenario())
