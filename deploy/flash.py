@@ -5,7 +5,8 @@ at once instead of asking; a connect timeout), one connection per step:
 
 1. ask the device its architecture (``uname -m``): this is also the reachability check,
    before anything is built or sent;
-2. stream the bundle as a tar archive into a fresh folder on the device (``mktemp -d``);
+2. stream the bundle as a tar archive into a fresh folder on the device (``mktemp -d`` in
+   its ``TMPDIR``, else /tmp);
 3. run its install script (``sudo -n`` unless the user is root) with ``--system``, which
    installs into a new version folder, switches ``current`` only when all went well,
    and (re)starts the service; then remove the pushed bundle;
@@ -98,7 +99,8 @@ def remote_arch(target: SshTarget) -> str:
 
 def push_bundle(target: SshTarget, bundle: Path) -> str:
     """Stream ``bundle`` into a new folder on the device; returns that folder."""
-    command = target.ssh('d=$(mktemp -d /tmp/gridmesh-bundle.XXXXXX) && tar -C "$d" -xf - && echo "$d"')
+    command = target.ssh('d=$(mktemp -d "${TMPDIR:-/tmp}/gridmesh-bundle.XXXXXX") && tar -C "$d" -xf - '
+                         '&& echo "$d"')
     with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE) as process:
         assert process.stdin is not None

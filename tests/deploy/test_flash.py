@@ -62,7 +62,8 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
         f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile none\n"
-        "PermitRootLogin prohibit-password\n")
+        f"PermitRootLogin prohibit-password\nSetEnv TMPDIR={folder / 'device-tmp'}\n")
+    (folder / "device-tmp").mkdir()  # where the device's sessions put pushed bundles
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation folder
     process = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(folder / "sshd_config")],
@@ -97,7 +98,6 @@ def test_flash_builds_for_the_devices_cpu_pushes_and_installs(sshd: Sshd, tmp_pa
     assert main(["deploy", "broker-config", "--community", str(registry), "--host", "10.0.0.1",
                  "--out", str(broker)]) == 0
     prefix = tmp_path / "device" / "opt"
-    pushed_before = set(Path("/tmp").glob("gridmesh-bundle.*"))
     code = main(sshd.flash("--device", "h001", "--registry", str(registry), "--keys", str(keys),
                            "--broker", "10.0.0.1:8883", "--modbus", "10.0.0.5", "--prefix", str(prefix),
                            "--broker-auth", str(broker / "devices" / "h001" / "broker_auth.yaml"),
@@ -116,7 +116,7 @@ def test_flash_builds_for_the_devices_cpu_pushes_and_installs(sshd: Sshd, tmp_pa
     assert client_key.read_bytes() == (broker / "devices" / "h001" / "client.key").read_bytes()
     assert client_key.stat().st_mode & 0o777 == 0o600
     assert f'"arch": "{os.uname().machine}"' in (installed / "manifest.json").read_text()
-    assert set(Path("/tmp").glob("gridmesh-bundle.*")) == pushed_before  # the pushed bundle is gone
+    assert list((sshd.folder / "device-tmp").iterdir()) == []  # the pushed bundle is gone
 
 
 def test_an_unreachable_host_is_one_line_and_nothing_is_built(sshd: Sshd, tmp_path: Path,
@@ -155,9 +155,9 @@ def test_a_damaged_bundle_is_refused_before_anything_is_pushed(sshd: Sshd, tmp_p
 def test_a_failed_install_is_one_line_and_the_pushed_bundle_is_removed(
     sshd: Sshd, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    bundle = fake_bundle(tmp_path / "bundle", 'echo "install.sh: the disk is full" >&2\nexit 1\n')
-    pushed_before = set(Path("/tmp").glob("gridmesh-bundle.*"))
+    bundle = fake_bundle(tmp_path / "bundle", 'echo "install.sh: the disk is full ($0)" >&2\nexit 1\n')
     assert main(sshd.flash("--device", "h001", "--bundle", str(bundle), "--no-service")) == 2
-    assert one_line(capsys).endswith("install failed, the version that ran before is kept: "
-                                     "install.sh: the disk is full")
-    assert set(Path("/tmp").glob("gridmesh-bundle.*")) == pushed_before
+    line = one_line(capsys)
+    assert "install failed, the version that ran before is kept: install.sh: the disk is full (" in line
+    assert f"({sshd.folder / 'device-tmp'}/gridmesh-bundle." in line  # pushed into the device's TMPDIR
+    assert list((sshd.folder / "device-tmp").iterdir()) == []
