@@ -31,12 +31,21 @@ from broker.messages import Message, encode
 
 BusError = aiomqtt.MqttError
 
+
+class BusConnectError(aiomqtt.MqttError):
+    """No session came about: the broker could not be reached, or it refused the client."""
+
+
 # aiomqtt warns above 10 unacknowledged publishes; a coordinator answering a hundred
 # members at a gate closure has that many in flight by design.
 PENDING_WARNING = 10_000
 SESSION_EXPIRY_S = 86_400  # a persistent session outlives its client by a day (MQTT 5)
 MQTT5, MQTT311 = "5", "3.1.1"
 _REFUSED_PROTOCOL = (1, 0x84)  # CONNACK: unacceptable protocol version (3.1.1 and 5)
+# A connection that died unnoticed (it happens under uvloop when a broker restarts) is
+# found out after at most twice this long without an answer to a ping.
+KEEPALIVE_S = 10
+CONNECT_TIMEOUT_S = 5.0  # for the broker's CONNACK (a connection lost before it goes unnoticed)
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,27 @@ class BusConnection:
         self, topic: str, msg: Message | bytes, qos: int = 1, retain: bool = False
     ) -> None:
         payload = msg if isinstance(msg, bytes) else encode(msg)
-        await self._client.publish(topic, payload, qos=qos, retain=retain)
+        # aiomqtt leaves a publish waiting for its acknowledgement until the timeout when
+        # the connection drops under it: give up as soon as the connection is lost.
+        sending = asyncio.ensure_future(self._client.publish(topic, payload, qos=qos, retain=retain))
+        lost = self._client._disconnected
+        await asyncio.wait((sending, lost), return_when=asyncio.FIRST_COMPLETED)
+        if not sending.done():
+            sending.cancel()
+            raise BusError("the connection was lost while publishing")
+        try:
+            sending.result()
+        except BusError as exc:
+            self._give_up(exc)
+            raise
+
+    def _give_up(self, exc: BusError) -> None:
+        """A publish the broker never acknowledged: take the connection for dead (a socket
+        can die unnoticed under the event loop), so that reading stops and the session
+        ends and reconnects."""
+        lost = self._client._disconnected
+        if not lost.done():
+            lost.set_exception(BusError(f"the broker stopped answering ({exc})"))
 
     def backlog(self) -> int:
         """Messages received and not yet taken from :meth:`messages`."""
@@ -119,31 +148,36 @@ async def connect(
     persistent: bool = True,
     session_expiry_s: int = SESSION_EXPIRY_S,
     will: tuple[str, Message] | None = None,
-    keepalive_s: int = 30,
+    keepalive_s: int = KEEPALIVE_S,
     timeout_s: float = 10.0,
 ) -> AsyncIterator[BusConnection]:
     """Open a session under a stable ``client_id``. ``persistent`` keeps subscriptions
     and queued QoS 1 messages while the client is away: for ``session_expiry_s`` under
     MQTT 5 (clean start off), until the broker restarts under MQTT 3.1.1 (clean session
     off). A session that is not persistent, or expires after 0 s, ends with its
-    connection and starts clean."""
+    connection and starts clean. :class:`BusConnectError` if no session comes about."""
     protocol = MQTT5
     async with contextlib.AsyncExitStack() as stack:
-        options = (endpoint, client_id, persistent, session_expiry_s, will, keepalive_s, timeout_s)
+        options = (endpoint, client_id, persistent, session_expiry_s, will, keepalive_s)
         try:
-            client = await stack.enter_async_context(_client(protocol, *options))
-        except MqttConnectError as exc:
-            if _code(exc.rc) not in _REFUSED_PROTOCOL:
-                raise
-            protocol = MQTT311
-            client = await stack.enter_async_context(_client(protocol, *options))
+            try:
+                client = await stack.enter_async_context(_client(protocol, *options))
+            except MqttConnectError as exc:
+                if _code(exc.rc) not in _REFUSED_PROTOCOL:
+                    raise
+                protocol = MQTT311
+                client = await stack.enter_async_context(_client(protocol, *options))
+        except BusError as exc:
+            raise BusConnectError(str(exc)) from exc
+        client.timeout = timeout_s
+        stack.callback(_take_disconnect_error, client)
         _no_delay(client)
         yield BusConnection(client, protocol)
 
 
 def _client(
     protocol: str, endpoint: Endpoint, client_id: str, persistent: bool, session_expiry_s: int,
-    will: tuple[str, Message] | None, keepalive_s: int, timeout_s: float,
+    will: tuple[str, Message] | None, keepalive_s: int,
 ) -> aiomqtt.Client:
     will_arg = None
     if will is not None:
@@ -163,12 +197,89 @@ def _client(
         identifier=client_id,
         will=will_arg,
         keepalive=keepalive_s,
-        timeout=timeout_s,
+        timeout=CONNECT_TIMEOUT_S,
         max_inflight_messages=100,
         **session,
     )
     client.pending_calls_threshold = PENDING_WARNING
+    _forget_closed_sockets(client)
     return client
+
+
+def _forget_closed_sockets(client: aiomqtt.Client) -> None:
+    """Keep the event loop from watching a socket paho has closed.
+
+    aiomqtt stops reading a closed socket but leaves its writer registered, and registers
+    writers from a callback that may run after the socket closed. The next connection's
+    socket often gets the same file descriptor; uvloop then keeps the stale watcher and the
+    new connection is never read: it looks alive and hears nothing until its keepalive
+    runs out. So: drop the writer with the reader, and register a reader or a writer only
+    for the socket that is still the client's (aiomqtt's own, otherwise).
+    """
+    paho, loop = client._client, client._loop
+    close = paho.on_socket_close
+    assert close is not None  # aiomqtt's
+
+    def on_socket_close(mqtt: Any, userdata: Any, sock: Any) -> None:
+        if sock.fileno() > -1:
+            loop.remove_writer(sock.fileno())
+        close(mqtt, userdata, sock)
+
+    def on_socket_register_write(mqtt: Any, userdata: Any, sock: Any) -> None:
+        def writable() -> None:
+            try:
+                mqtt.loop_write()
+            except Exception as exc:  # a broken connection: let the session see it
+                if not client._disconnected.done():
+                    client._disconnected.set_exception(exc)
+
+        def register() -> None:
+            if mqtt.socket() is sock and sock.fileno() > -1:
+                _watch(client, loop.add_writer, sock.fileno(), writable)
+
+        loop.call_soon_threadsafe(register)  # paho may call this from the connecting thread
+
+    def on_socket_open(mqtt: Any, userdata: Any, sock: Any) -> None:
+        def readable() -> None:
+            try:
+                while True:
+                    mqtt.loop_read()
+                    pending = getattr(sock, "pending", None)  # TLS: decoded bytes left over
+                    if pending is None or pending() <= 0:
+                        break
+            except Exception as exc:  # a broken connection: let the session see it
+                if not client._disconnected.done():
+                    client._disconnected.set_exception(exc)
+
+        def register() -> None:
+            if mqtt.socket() is sock and sock.fileno() > -1:
+                client._misc_task = loop.create_task(client._misc_loop())
+                _watch(client, loop.add_reader, sock.fileno(), readable)
+
+        loop.call_soon_threadsafe(register)  # paho calls this from the connecting thread
+
+    paho.on_socket_open = on_socket_open
+    paho.on_socket_close = on_socket_close
+    paho.on_socket_register_write = on_socket_register_write
+
+
+def _watch(client: aiomqtt.Client, add: Callable[..., None], fileno: int,
+           callback: Callable[[], None]) -> None:
+    """Have the loop watch ``fileno``; if it cannot (uvloop refuses a descriptor whose
+    watcher it closed), the connection is deaf: end it now rather than at its keepalive."""
+    try:
+        add(fileno, callback)
+    except (OSError, RuntimeError) as exc:
+        if not client._disconnected.done():
+            client._disconnected.set_exception(BusError(f"the event loop cannot watch the socket ({exc})"))
+
+
+def _take_disconnect_error(client: aiomqtt.Client) -> None:
+    """A lost connection's error has been raised where it mattered (reading, publishing);
+    mark it taken, or asyncio reports it as never retrieved."""
+    lost = client._disconnected
+    if lost.done() and not lost.cancelled():
+        lost.exception()
 
 
 def _code(rc: int | ReasonCode | None) -> int | None:
@@ -191,13 +302,17 @@ async def keep_connected(
     finished: asyncio.Event,
     on_retry: Callable[[Exception, float], None],
 ) -> None:
-    """Run ``session`` again after each lost connection, backing off, until ``finished``."""
+    """Run ``session`` again after each lost connection until ``finished``, backing off
+    while attempts to connect fail (:class:`BusConnectError`) and from the shortest delay
+    again once a session had come about."""
     attempt = 0
     while not finished.is_set():
         try:
             await session()
             attempt = 0
         except BusError as exc:
+            if not isinstance(exc, BusConnectError):
+                attempt = 0  # the session was up: this is a new outage
             delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
             attempt += 1
             on_retry(exc, delay)

@@ -1,7 +1,14 @@
 """The coordinator on the bus: receive, hand to :class:`Coordinator`, publish what it returns.
 
 With the bus clock it runs each tick's gate closures, publishes the outcome and then
-acknowledges the tick; with the wall clock a timer triggers each gate closure.
+acknowledges the tick (a tick sent again is acknowledged again: the gate closures it
+asks for are done); with the wall clock a timer triggers each gate closure.
+
+The session is persistent (docs/reliability.md): while the coordinator is away the
+broker keeps the members' submissions for it for ``SESSION_EXPIRY_S``. What a lost
+connection keeps from being published of a gate closure's outcome is published again
+first thing in the next session; answers to submissions are not kept here (the members'
+outboxes submit again, and a resubmission is answered again).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ log = logging.getLogger("gridmesh.coordinator")
 
 SUBMISSIONS = ("order", "report", "share")
 MAX_BATCH = 256
+SESSION_EXPIRY_S = 7 * 86_400  # the broker keeps submissions for a coordinator away this long
 
 
 class CoordinatorLoop:
@@ -34,6 +42,7 @@ class CoordinatorLoop:
         self.clock_started = clock_mode == "wall"
         self._answers: set[asyncio.Task[None]] = set()
         self._answer_error: BaseException | None = None
+        self._unsent: list[Outgoing] = []  # a gate closure's outcome a lost connection held back
 
     async def run(self) -> None:
         def retry(exc: Exception, delay: float) -> None:
@@ -48,12 +57,18 @@ class CoordinatorLoop:
         name = coord.community.coordinator_id
         status_topic = topics.device(name, "status")
         will = (status_topic, Status(name, "offline", 0))
-        async with connect(self.endpoint, f"{coord.community.id}-{name}", will=will) as bus:
+        async with connect(self.endpoint, f"{coord.community.id}-{name}", will=will,
+                           session_expiry_s=SESSION_EXPIRY_S) as bus:
+            for task in self._answers:  # answers the last session could not publish
+                task.cancel()
+            self._answers.clear()
+            self._answer_error = None
             filters = [topics.all_devices(kind) for kind in SUBMISSIONS]
             if self.clock_mode == "bus":
                 filters.extend((topics.tick, topics.gate))
             await bus.subscribe(filters)
             await bus.publish(status_topic, Status(name, "online", WallClock().now_s()), retain=True)
+            await self._publish_outcome(bus, [])
             timer = None
             if self.clock_mode == "wall":
                 timer = asyncio.create_task(self._wall_clock(bus))
@@ -123,7 +138,7 @@ class CoordinatorLoop:
             self.clock.set(tick.t_s)
         self.clock_started = True
         await self._answered()
-        await _publish_all(bus, self.coordinator.advance(tick.t_s))
+        await self._publish_outcome(bus, self.coordinator.advance(tick.t_s))
         name = self.coordinator.community.coordinator_id
         await bus.publish(self.coordinator.topics.ack(name), ClockAck(name, tick.seq))
         if tick.last:
@@ -134,7 +149,15 @@ class CoordinatorLoop:
             delay = self.coordinator.next_event_s(self.clock.now_s()) - self.clock.now_s()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await _publish_all(bus, self.coordinator.advance(self.clock.now_s()))
+            await self._publish_outcome(bus, self.coordinator.advance(self.clock.now_s()))
+
+    async def _publish_outcome(self, bus: BusConnection, out: list[Outgoing]) -> None:
+        """Publish gate closures' outcomes (stored already), after whatever an earlier
+        lost connection held back; kept for the next session if this one fails too."""
+        self._unsent.extend(out)
+        if self._unsent:
+            await _publish_all(bus, self._unsent)
+            self._unsent = []
 
 
 async def _publish_all(bus: BusConnection, out: list[Outgoing]) -> None:

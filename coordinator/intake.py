@@ -5,11 +5,15 @@ with the same id is answered with the first verdict and changes nothing (an orde
 is derived from device, slot and sequence, a report id from device and slot). Only a
 submission signed by the member it names can claim an id: a forged or mis-addressed
 one is refused without being remembered, so it cannot block the member's real one.
+Verdicts of settled slots are dropped from memory; ``recall`` (the coordinator's
+database) finds them again for a submission of a slot already cleared or settled, so an
+agent replaying its outbox late gets its first verdict too.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from broker.community import Community
@@ -57,6 +61,7 @@ class Intake:
     cleared_through: int = -1  # highest slot already cleared
     settled_through: int = -1  # highest slot already settled
     standing: Standing | None = None  # members excluded under the community's rules
+    recall: Callable[[str], Verdict | None] | None = None  # first verdicts no longer in memory
 
     def _sender_problem(self, msg: Order | MeterReport, topic_device: str) -> str:
         return sender_problem(self.community, self.verifier, msg, topic_device)
@@ -66,8 +71,12 @@ class Intake:
         self.verdicts[ref] = verdict
         return verdict
 
-    def _duplicate(self, ref: str) -> Verdict | None:
+    def _duplicate(self, ref: str, past: bool) -> Verdict | None:
+        """The first verdict on ``ref`` as a duplicate's; ``past``: its slot is cleared (an
+        order) or settled (a report), so the verdict may be forgotten here."""
         first = self.verdicts.get(ref)
+        if first is None and past and self.recall is not None:
+            first = self.recall(ref)
         if first is None:
             return None
         return Verdict(ref, first.slot, first.accepted, first.reason, first_time=False)
@@ -77,7 +86,7 @@ class Intake:
         forged = self._sender_problem(order, topic_device)
         if forged:
             return Verdict(ref, order.slot, False, forged, first_time=False, authentic=False)
-        duplicate = self._duplicate(ref)
+        duplicate = self._duplicate(ref, order.slot <= self.cleared_through)
         if duplicate is not None:
             return duplicate
         reason = self._order_problem(order, topic_device, now_s)
@@ -123,7 +132,7 @@ class Intake:
         forged = self._sender_problem(report, topic_device)
         if forged:
             return Verdict(ref, report.slot, False, forged, first_time=False, authentic=False)
-        duplicate = self._duplicate(ref)
+        duplicate = self._duplicate(ref, report.slot <= self.settled_through)
         if duplicate is not None:
             return duplicate
         reason = self._report_problem(report, topic_device, now_s)

@@ -76,6 +76,9 @@ class Coordinator:
         self.intake.standing = self.standing
         self._genesis_sent = False
         cleared = self.intake.cleared_through
+        head = ledger.store.head()
+        if cleared < 0 and head is not None and head.height > 0:
+            cleared = head.slot - 1  # the first gate was sealed, then the process died: run it again
         self.next_gate_slot: int | None = cleared + 1 if cleared >= 0 else None
         self.rounds: ModelRounds | None = None
         self._republish: list[ModelRelease] = []
@@ -121,9 +124,26 @@ class Coordinator:
             assert isinstance(msg, MeterReport)
             verdict = self.intake.submit_report(msg, device, now_s)
         result = self._answer(verdict, kind, device, payload, now_s)
-        if kind == "report" and result.status == "accepted":
+        out = []
+        if kind != "report" or result.status != "accepted":
+            out.append(Outgoing(self.topics.device(device, "result"), result))
+        if not verdict.first_time and verdict.authentic and verdict.accepted:
+            out.extend(self._closing_answer(kind, device, verdict.slot))
+        return out
+
+    def _closing_answer(self, kind: str, device: str, slot: int) -> list[Outgoing]:
+        """For a resubmission (an agent replaying its outbox after a reconnect): the answer
+        that closed the first one, if it is out: an order's award once its slot is cleared,
+        a report's settlement once its slot is settled. Sent again, never made again."""
+        answer: Message | None = None
+        if kind == "order" and slot <= self.intake.cleared_through:
+            answer = self.store.awards(slot).get(device)
+        elif kind == "report" and slot <= self.intake.settled_through:
+            answer = self.store.settlement(slot, device)
+        if answer is None:
             return []
-        return [Outgoing(self.topics.device(device, "result"), result)]
+        self.counts[f"{answer.TYPE}_sent_again"] += 1
+        return [Outgoing(self.topics.device(device, answer.TYPE), answer)]
 
     def handle_many(self, submissions: list[tuple[str, str, bytes]], now_s: int) -> list[Outgoing]:
         """Handle (kind, device, payload) submissions with one database commit for all;
@@ -257,8 +277,7 @@ class Coordinator:
         if txs:
             headers = self.ledger.seal(slot, t_s, txs)
 
-        self.store.record_clearing(clearing, awards)
-        self.store.record_settlements(settled_slot, settlements)
+        self.store.record_gate(clearing, awards, settled_slot, settlements)
         self.intake.forget_before(settled_slot)
         self.counts["slots_cleared"] += 1
 

@@ -106,7 +106,11 @@ class CoordinatorStore:
         finally:
             self._batching = False
 
-    def record_clearing(self, clearing: Clearing, awards: tuple[Award, ...]) -> None:
+    def record_gate(self, clearing: Clearing, awards: tuple[Award, ...], settled_slot: int,
+                    settlements: tuple[Settlement, ...]) -> None:
+        """A gate closure's outcome in one transaction: the slot's clearing and awards, the
+        settlements of the slot it settles, and both marks. A restart finds all of it or
+        none (and then clears and settles the same slots again, to the same result)."""
         with self.db.conn:
             self.db.conn.execute("INSERT OR REPLACE INTO clearings (slot, payload) VALUES (?, ?)",
                                  (clearing.slot, encode(clearing).decode()))
@@ -115,14 +119,11 @@ class CoordinatorStore:
                 [(a.slot, a.device, encode(a).decode()) for a in awards],
             )
             self._set("cleared_through", clearing.slot)
-
-    def record_settlements(self, slot: int, settlements: tuple[Settlement, ...]) -> None:
-        with self.db.conn:
             self.db.conn.executemany(
                 "INSERT OR REPLACE INTO settlements (slot, device, payload) VALUES (?, ?, ?)",
                 [(s.slot, s.device, encode(s).decode()) for s in settlements],
             )
-            self._set("settled_through", slot)
+            self._set("settled_through", settled_slot)
 
     def _set(self, key: str, value: int) -> None:
         self.db.conn.execute("INSERT OR REPLACE INTO progress (key, value) VALUES (?, ?)", (key, value))
@@ -139,9 +140,19 @@ class CoordinatorStore:
         row = self.db.execute("SELECT result FROM verdicts WHERE ref = ?", [ref]).fetchone()
         return _as(Result, row[0]) if row else None
 
+    def verdict_for(self, ref: str) -> Verdict | None:
+        """The first verdict on ``ref``, also after the intake has forgotten it."""
+        row = self.db.execute("SELECT slot, accepted, reason FROM verdicts WHERE ref = ?", [ref]).fetchone()
+        return Verdict(ref, row[0], bool(row[1]), row[2]) if row else None
+
+    def settlement(self, slot: int, device: str) -> Settlement | None:
+        row = self.db.execute("SELECT payload FROM settlements WHERE slot = ? AND device = ?",
+                              [slot, device]).fetchone()
+        return _as(Settlement, row[0]) if row else None
+
     def restore(self, community: Community) -> Intake:
         """Rebuild the intake after a restart: open books, verdicts and progress."""
-        intake = Intake(community)
+        intake = Intake(community, recall=self.verdict_for)
         intake.cleared_through = self.progress("cleared_through")
         intake.settled_through = self.progress("settled_through")
         rows = self.db.execute(

@@ -2,22 +2,31 @@
 
 With ``clock: bus`` the agent acts on the virtual clock's ticks and acknowledges each
 tick once the coordinator has answered everything it sent (results for its report and
-order at a slot start, its award at a gate closure). With ``clock: wall`` it acts at
-each slot start of the system clock. A lost broker connection is retried with
-backoff; the devices keep their last setpoint meanwhile. With federated rounds on, the
+order at a slot start, its award at a gate closure); a tick sent again (the clock master
+lost the acknowledgement) is only acknowledged again. With ``clock: wall`` it acts at
+each slot start of the system clock, connected or not. With federated rounds on, the
 agent also shares its forecasting statistics and takes released models
 (:mod:`edge.model_updates`).
+
+Never lose a message (docs/reliability.md): orders, reports and shares go into the
+outbox before they are published and stay there until the coordinator's answer closes
+them (:mod:`edge.delivery`); after every reconnect, and whenever the coordinator comes
+back online, what is still there is published again. A lost broker connection is
+retried with backoff; meanwhile a wall-clock agent runs in island mode: each slot it
+reads its devices, hands the battery to its own self-consumption control, queues its
+meter report and places no order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Protocol
 
-from broker.bus import BusConnection, Endpoint, Received, connect, keep_connected
-from broker.clock import WallClock
+from broker.bus import SESSION_EXPIRY_S, BusConnection, BusError, Endpoint, Received, connect, keep_connected
+from broker.clock import Clock, WallClock
 from broker.codec import PayloadError
 from broker.messages import (
     Award,
@@ -31,12 +40,15 @@ from broker.messages import (
     Status,
     Telemetry,
     decode,
+    report_id,
 )
 from broker.model_messages import ModelRelease
 from broker.topics import TopicError, Topics, parse_topic
 from edge.agent_core import AgentCore
+from edge.delivery import Delivery
 from edge.model_updates import ModelUpdates
 from edge.readings import Readings
+from edge.sd_notify import LoopHealth
 
 log = logging.getLogger("gridmesh.edge")
 ACK_WAIT_S = 30.0
@@ -60,18 +72,32 @@ class HouseholdDevices(Protocol):
 
 class Agent:
     def __init__(
-        self, core: AgentCore, devices: HouseholdDevices, endpoint: Endpoint, clock_mode: str
+        self, core: AgentCore, devices: HouseholdDevices, endpoint: Endpoint, clock_mode: str,
+        delivery: Delivery | None = None, *, session_expiry_s: int = SESSION_EXPIRY_S,
+        health: LoopHealth | None = None, wall: Clock | None = None,
     ) -> None:
         self.core = core
         self.devices = devices
         self.endpoint = endpoint
         self.clock_mode = clock_mode
+        self.delivery = delivery
+        self.session_expiry_s = session_expiry_s
+        self.wall: Clock = wall or WallClock()
+        slot_s = core.community.market.slot_s if clock_mode == "wall" else None
+        self.health = health or LoopHealth(limit_s=120, slot_s=slot_s)
         self.topics = Topics(core.community.id)
         self.times = core.community.market.times
         self._awaiting: set[str] = set()
         self._answered = asyncio.Event()
         self._tick_task: asyncio.Task[None] | None = None
+        self._tick_running = -1  # the tick being handled
+        self._tick_done = -1  # the last tick handled (and acknowledged at least once)
+        self._bus: BusConnection | None = None  # the open session; None: island
+        self._coordinator_since: int | None = None  # the coordinator's last "online" time
+        self._coordinator_away = False  # its last will ("offline") seen since
+        self._replays: set[asyncio.Task[None]] = set()
         self.finished = asyncio.Event()
+        self.running = asyncio.Event()  # connected once, or through a first cycle without the broker
         self.updates = ModelUpdates.for_member(core.device, core.community, core.identity, core.forecaster,
                                                core.counts)
 
@@ -83,20 +109,31 @@ class Agent:
         """Run until the virtual clock's last tick (bus clock) or until cancelled."""
         def retry(exc: Exception, delay: float) -> None:
             self.core.counts["reconnects"] += 1
+            self.running.set()  # without the broker from the start: island mode is running too
             log.warning("%s: broker %s unreachable (%s); retrying in %.1f s",
                         self.device, self.endpoint, exc, delay)
 
-        await keep_connected(self._session, self.finished, retry)
-        await self.devices.close()
+        timer = asyncio.create_task(self._wall_clock()) if self.clock_mode == "wall" else None
+        try:
+            await keep_connected(self._session, self.finished, retry)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            await self.devices.close()
+            if self.delivery is not None:
+                self.core.counts["outbox_pending"] = self.delivery.pending()
+                self.delivery.outbox.close()
 
     async def _session(self) -> None:
         status_topic = self.topics.device(self.device, "status")
         will = (status_topic, Status(self.device, "offline", 0))
         client_id = f"{self.core.community.id}-{self.device}"
-        async with connect(self.endpoint, client_id, will=will) as bus:
+        expiry_s = self.session_expiry_s
+        async with connect(self.endpoint, client_id, will=will, session_expiry_s=expiry_s) as bus:
             kinds = ("result", "award", "settlement", "proof")
             filters = [self.topics.device(self.device, k) for k in kinds]
             filters.append(self.topics.block)  # headers, to check the member's proofs against
+            filters.append(self.topics.device(self.core.community.coordinator_id, "status"))
             if self.core.storage:
                 filters.append(self.topics.clearing)
             if self.updates is not None:
@@ -104,33 +141,55 @@ class Agent:
             if self.clock_mode == "bus":
                 filters.append(self.topics.tick)
             await bus.subscribe(filters)
-            await bus.publish(status_topic, Status(self.device, "online", WallClock().now_s()),
-                              retain=True)
-            timer = None
-            if self.clock_mode == "wall":
-                timer = asyncio.create_task(self._wall_clock(bus))
-            reader = asyncio.create_task(self._read(bus))
-            finished = asyncio.create_task(self.finished.wait())
+            await bus.publish(status_topic, Status(self.device, "online", self.wall.now_s()), retain=True)
+            self.core.counts["sessions"] += 1
+            self._bus = bus
+            reader = finished = None
             try:
+                self.running.set()
+                await self._replay(bus)
+                reader = asyncio.create_task(self._read(bus))
+                finished = asyncio.create_task(self.finished.wait())
                 await asyncio.wait({reader, finished}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in (reader, finished, timer):
+                self._bus = None
+                for task in (reader, finished):
                     if task is not None:
                         task.cancel()
             if reader.done() and not reader.cancelled() and reader.exception() is not None:
                 raise reader.exception()  # type: ignore[misc]
 
+    async def _replay(self, bus: BusConnection) -> None:
+        """Publish again, oldest first, what the outbox still holds."""
+        if self.delivery is None:
+            return
+        waiting = self.delivery.waiting()
+        if waiting:
+            log.info("%s: publishing %d message(s) from the outbox again", self.device, len(waiting))
+            await asyncio.gather(*(bus.publish(e.topic, e.payload) for e in waiting))
+
+    def _replay_soon(self) -> None:
+        bus = self._bus
+        if bus is not None:
+            task = asyncio.create_task(self._replay_quietly(bus))
+            self._replays.add(task)
+            task.add_done_callback(self._replays.discard)
+
+    async def _replay_quietly(self, bus: BusConnection) -> None:
+        with contextlib.suppress(BusError):  # the next session replays it all again
+            await self._replay(bus)
+
     async def _read(self, bus: BusConnection) -> None:
         async for received in bus.messages():
-            await self._dispatch(bus, received)
+            await self._dispatch(received)
 
-    async def _dispatch(self, bus: BusConnection, received: Received) -> None:
+    async def _dispatch(self, received: Received) -> None:
         try:
             kind = parse_topic(received.topic).kind
             if kind == "tick":
                 tick = decode(received.payload, ClockTick)
                 assert isinstance(tick, ClockTick)
-                self._tick_task = asyncio.create_task(self._on_tick(bus, tick))
+                self._tick_task = asyncio.create_task(self._on_tick(tick))
                 return
             msg = decode(received.payload)
         except (PayloadError, TopicError) as exc:
@@ -138,12 +197,22 @@ class Agent:
             log.warning("%s: ignored a bad message on %s: %s", self.device, received.topic, exc)
             return
         ref: str | None = None
+        delivery = self.delivery
         if isinstance(msg, Result):
             ref = self.core.on_result(msg)
+            if ref is not None and delivery is not None:
+                delivery.on_result(msg)
         elif isinstance(msg, Award):
             ref = self.core.on_award(msg)
+            if ref is not None and delivery is not None:
+                delivery.on_award(msg)
         elif isinstance(msg, Settlement):
-            self.core.on_settlement(msg)
+            if self.core.on_settlement(msg):
+                ref = report_id(self.device, msg.slot)
+                if delivery is not None:
+                    delivery.on_settlement(msg)
+        elif isinstance(msg, Status):
+            self._on_coordinator_status(msg)
         elif isinstance(msg, Clearing):
             ref = self.core.on_clearing(msg)
         elif isinstance(msg, BlockHeader) and self.core.proofs is not None:
@@ -157,7 +226,27 @@ class Agent:
             if not self._awaiting:
                 self._answered.set()
 
-    async def _on_tick(self, bus: BusConnection, tick: ClockTick) -> None:
+    def _on_coordinator_status(self, status: Status) -> None:
+        """The coordinator online again after a restart: it may have lost what was in
+        flight, so publish the outbox again."""
+        if status.device != self.core.community.coordinator_id:
+            return
+        if status.state != "online":
+            self._coordinator_away = True
+            return
+        since = self._coordinator_since
+        if since is not None and (status.t_s != since or self._coordinator_away):
+            self.core.counts["coordinator_restarts"] += 1
+            self._replay_soon()
+        self._coordinator_since, self._coordinator_away = status.t_s, False
+
+    async def _on_tick(self, tick: ClockTick) -> None:
+        if tick.seq <= self._tick_done or tick.seq == self._tick_running:
+            self.core.counts["ticks_repeated"] += 1  # the master lost our acknowledgement
+            if tick.seq <= self._tick_done:
+                await self._acknowledge(tick)
+            return  # else: the handler at work acknowledges it
+        self._tick_running = tick.seq
         t_s = tick.t_s
         self._awaiting = set()
         if t_s % self.times.slot_s == 0:
@@ -168,11 +257,27 @@ class Agent:
             if expected:
                 self._awaiting = {ref for ref in expected if ref is not None}
                 await self._wait_answered()
-            await self._slot_start(bus, slot, t_s)
+            await self.slot_start(slot, t_s)
+        if tick.last and self.delivery is not None:  # the run's end: every report's settlement is due
+            self._awaiting |= {entry.ref for entry in self.delivery.outbox.waiting("report")}
         await self._wait_answered()
-        await bus.publish(self.topics.ack(self.device), ClockAck(self.device, tick.seq))
+        self._tick_done = tick.seq
+        await self._acknowledge(tick)
+
+    async def _acknowledge(self, tick: ClockTick) -> None:
+        bus = self._bus
+        if bus is None:
+            return  # the clock master sends the tick again once it sees us back online
+        try:
+            await bus.publish(self.topics.ack(self.device), ClockAck(self.device, tick.seq))
+        except BusError:
+            return
         if tick.last:
             self.finished.set()
+
+    def healthy(self) -> bool:
+        """Whether the slot loop deserves a systemd watchdog ping now."""
+        return self.health.healthy(self.wall.now_s())
 
     def stats(self) -> dict[str, int]:
         """What the agent counted (messages, faults, reconnects) and its device layer's
@@ -181,14 +286,25 @@ class Agent:
         updates = self.updates.stats() if self.updates is not None else {}
         return {**self.core.counts, **self.devices.stats(), **updates}
 
-    async def _slot_start(self, bus: BusConnection, slot: int, t_s: int) -> None:
+    async def slot_start(self, slot: int, t_s: int) -> None:
+        """One slot cycle: read the devices, act, keep and publish what must be delivered.
+        Without a session (wall clock) the slot runs in island mode."""
+        bus = self._bus
+        trading = bus is not None or self.clock_mode == "bus"  # bus: ticks wait for the market
+        self.health.cycle_started(self.wall.now_s())
         started = time.perf_counter()
         readings = await self.devices.read(t_s)
         read_s = time.perf_counter() - started
         if self.updates is not None:
             self.updates.switch(slot)  # a released model runs from its effective slot on
-        actions = self.core.on_slot_start(slot, readings)
-        shares = self.updates.shares(slot, self.core.history, t_s) if self.updates is not None else []
+        actions = self.core.on_slot_start(slot, readings, trading)
+        shares = []
+        if self.updates is not None and trading:
+            shares = self.updates.shares(slot, self.core.history, t_s)
+        if not trading:
+            self.core.counts["island_slots"] += 1
+            log.info("%s: slot %d in island mode (broker %s unreachable): battery on its own "
+                     "self-consumption, report queued, no order", self.device, slot, self.endpoint)
         started = time.perf_counter()
         if actions.release_battery:
             await self.devices.release_battery()
@@ -201,12 +317,22 @@ class Agent:
         counts["device_cycles"] += 1
         self._awaiting = set(actions.awaiting) | {share.share_id for share in shares}
         self._answered.clear()
-        publishes = []
-        for msg in (*actions.messages, *shares):
-            qos = 0 if isinstance(msg, Telemetry) else 1
-            kind = "telemetry" if isinstance(msg, Telemetry) else msg.TYPE
-            publishes.append(bus.publish(self.topics.device(self.device, kind), msg, qos=qos))
-        await asyncio.gather(*publishes)
+        messages = [*actions.messages, *shares]
+        if self.delivery is not None:  # kept before it is published
+            self.delivery.keep([m for m in messages if not isinstance(m, Telemetry)], t_s)
+        if bus is not None:
+            publishes = []
+            for msg in messages:
+                qos = 0 if isinstance(msg, Telemetry) else 1
+                kind = "telemetry" if isinstance(msg, Telemetry) else msg.TYPE
+                publishes.append(bus.publish(self.topics.device(self.device, kind), msg, qos=qos))
+            try:
+                await asyncio.gather(*publishes)
+            except BusError as exc:  # in the outbox: the next session publishes it again
+                log.warning("%s: slot %d: publishing failed (%s)", self.device, slot, exc)
+        self.health.cycle_finished(self.wall.now_s())
+        if not trading:
+            self.running.set()  # running without the broker counts as running
 
     async def _wait_answered(self) -> None:
         if not self._awaiting:
@@ -219,10 +345,10 @@ class Agent:
             log.warning("%s: no answer for %s within %.0f s", self.device,
                         sorted(self._awaiting), ACK_WAIT_S)
 
-    async def _wall_clock(self, bus: BusConnection) -> None:
-        clock = WallClock()
+    async def _wall_clock(self) -> None:
+        """Each slot start of the wall clock, connected or not."""
         while True:
-            now = clock.now_s()
+            now = self.wall.now_s()
             next_start = self.times.start_s(self.times.slot_of(now) + 1)
             await asyncio.sleep(next_start - now)
-            await self._slot_start(bus, self.times.slot_of(next_start), next_start)
+            await self.slot_start(self.times.slot_of(next_start), next_start)

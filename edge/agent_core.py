@@ -5,6 +5,8 @@ Pure: no network, no Modbus. At the start of slot ``k`` the agent
 2. applies the battery power planned for slot ``k``, and
 3. plans slot ``k + 1`` and places its order before that slot's gate closes.
 The shell (:mod:`edge.agent`) reads the devices, writes the setpoint and publishes.
+Cut off from the market (island mode) it still reports, but hands the battery to its
+own self-consumption control and plans and orders nothing.
 
 A household plans with :mod:`edge.policy` (self-consumption first, the rest traded). A
 member with the role ``storage`` (the community's battery) plans with
@@ -89,7 +91,8 @@ class AgentCore:
         if self.proofs is None:
             self.proofs = ProofKeeper(self.device, self.community.coordinator_key, self.counts)
 
-    def on_slot_start(self, slot: int, readings: Readings) -> SlotStartActions:
+    def on_slot_start(self, slot: int, readings: Readings, trading: bool = True) -> SlotStartActions:
+        """``trading`` False: the market is out of reach (island mode)."""
         assert self.proofs is not None
         self.proofs.check_deadlines(slot)
         messages: list[Message] = []
@@ -115,6 +118,9 @@ class AgentCore:
             self.counts["readings_stale"] += 1
 
         plan_now = self.plans.pop(slot, None)
+        if not trading:
+            self.plans.clear()  # plans made for a market this agent cannot reach
+            plan_now = None
         setpoint: int | None = None
         release = False
         expected_w = 0  # the battery's expected power this slot, for planning the next
@@ -131,7 +137,7 @@ class AgentCore:
             else:
                 expected_w = setpoint
 
-        order = self._plan_next(slot, readings, expected_w)
+        order = self._plan_next(slot, readings, expected_w) if trading else None
         if order is not None:
             messages.append(order)
             awaiting.add(order.order_id)
@@ -303,18 +309,34 @@ class AgentCore:
     def on_award(self, award: Award) -> str | None:
         if not self._trusted(award):
             return None
+        if self._repeated(award, self.awards.get(award.slot), award.slot):
+            return award.order_id
         self.awards[award.slot] = award
         self.counts[f"award_{award.status}"] += 1
         assert self.proofs is not None
         self.proofs.expect("award", award, award.slot)
         return award.order_id
 
-    def on_settlement(self, settlement: Settlement) -> None:
-        if self._trusted(settlement):
+    def on_settlement(self, settlement: Settlement) -> bool:
+        """Record a settlement; False when it is not trusted."""
+        if not self._trusted(settlement):
+            return False
+        if not self._repeated(settlement, self.settlements.get(settlement.slot), settlement.slot + 2):
             self.settlements[settlement.slot] = settlement
             self.counts["settlements"] += 1
             assert self.proofs is not None
             self.proofs.expect("settlement", settlement, settlement.slot + 2)
+        return True
+
+    def _repeated(self, msg: Award | Settlement, known: Message | None, sealed_slot: int) -> bool:
+        """An answer the agent already has (sent again after a reconnect), or one whose
+        ledger proof was due so long ago that it is no longer watched for: not counted or
+        expected in the ledger a second time."""
+        old = self._previous_slot is not None and sealed_slot < self._previous_slot - 4
+        if msg == known or old:
+            self.counts[f"{msg.TYPE}_repeated"] += 1
+            return True
+        return False
 
     @property
     def storage(self) -> bool:

@@ -12,15 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from broker.bus import Endpoint
+from broker.topics import Topics
 from edge.agent import Agent
 from edge.agent_core import AgentCore
 from edge.config import load_agent_config
+from edge.delivery import Delivery
 from edge.drivers import ModbusHousehold
 from edge.forecast import Forecaster, SeasonalNaive
 from edge.onnx_forecaster import OnnxForecaster
+from edge.outbox import Outbox, OutboxError
 from edge.perfect_forecaster import PerfectForecaster
+from edge.sd_notify import LoopHealth, Notifier, notify_systemd
 from gridmesh import aio
 from gridmesh.cli import UsageError
+from gridmesh.config import relative_to
 
 EXAMPLE = """examples:
   gridmesh agent --config /etc/gridmesh/agent.yaml
@@ -42,7 +47,9 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(handler=run)
 
 
-def build_agent(path: Path) -> Agent:
+def build_agent(path: Path, watchdog_s: float | None = None) -> Agent:
+    """An agent from its configuration file; ``watchdog_s``: systemd's watchdog interval,
+    which a slot cycle must keep within to count as healthy."""
     config = load_agent_config(path)
     section = config.section
     try:
@@ -59,14 +66,29 @@ def build_agent(path: Path) -> Agent:
     core = AgentCore(section.device, config.community, config.identity, forecaster,
                      last_order_slot=section.last_order_slot, planner=section.planner,
                      battery_efficiency_pct=section.battery_efficiency_pct)
+    try:
+        outbox = Outbox(relative_to(path, section.state_dir) / f"{section.device}.outbox.db", core.counts,
+                        max_age_s=section.outbox_max_age_s, max_messages=section.outbox_max_messages)
+    except OutboxError as exc:
+        raise UsageError(f"{path}: agent.state_dir: {exc}") from None
+    delivery = Delivery(section.device, Topics(config.community.id), outbox, core.counts)
+    health = LoopHealth(limit_s=max(1, round(watchdog_s or 120)),
+                        slot_s=config.community.market.slot_s if section.clock == "wall" else None)
     devices = ModbusHousehold(section.modbus, name=section.device)
-    return Agent(core, devices, endpoint, section.clock)
+    return Agent(core, devices, endpoint, section.clock, delivery, health=health)
 
 
 async def run_agents(paths: list[Path]) -> list[Agent]:
-    """Build the agents inside the event loop (their Modbus clients need it) and run them."""
-    agents = [build_agent(path) for path in paths]
-    await asyncio.gather(*(agent.run() for agent in agents))
+    """Build the agents inside the event loop (their Modbus clients need it) and run them,
+    telling systemd when they run and, while they are healthy, that they still do."""
+    notifier = Notifier()
+    agents = [build_agent(path, notifier.watchdog_s) for path in paths]
+    supervisor = asyncio.create_task(notify_systemd(agents, notifier)) if notifier.enabled else None
+    try:
+        await asyncio.gather(*(agent.run() for agent in agents))
+    finally:
+        if supervisor is not None:
+            supervisor.cancel()
     return agents
 
 

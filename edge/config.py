@@ -9,6 +9,7 @@
         cert_file: broker/client.crt
         key_file: broker/client.key
       clock: bus                     # bus: follow the virtual clock; wall: the system clock
+      state_dir: state               # the outbox, <state_dir>/<device>.outbox.db; relative to this file
       planner: horizon               # plan the battery over the forecast horizon (or: slot)
       modbus:
         host: 192.168.1.50
@@ -72,6 +73,10 @@ class AgentSection:
     # horizon: with prices that change, plan the battery over the forecast horizon; slot: one slot ahead
     planner: str = bounded("horizon", choices=("horizon", "slot"))
     battery_efficiency_pct: int = bounded(90, min=1, max=100)  # round trip, for the horizon plan
+    # the outbox (docs/reliability.md), relative to this file: <state_dir>/<device>.outbox.db
+    state_dir: str = bounded("state", max_len=4096)
+    outbox_max_age_s: int = bounded(7 * 86_400, min=3600, max=365 * 86_400)  # older messages are dropped
+    outbox_max_messages: int = bounded(10_000, min=100, max=1_000_000)  # and the oldest beyond this many
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ received, the hash that transaction must have in the ledger. The coordinator sen
 inclusion proof for every one of them; the agent checks the path to the header's Merkle
 root. A proof that does not lead to the root, or one for a transaction the agent never
 sent or received, is an alarm; so is an expected transaction with no proof within
-:data:`PROOF_DEADLINE_SLOTS`. Each is logged and counted.
+:data:`PROOF_DEADLINE_SLOTS`. Each is logged and counted. A proof of a transaction
+already verified (the same proof delivered again after a reconnect) is only counted.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class ProofKeeper:
     headers: dict[int, BlockHeader] = field(default_factory=dict)
     expected: dict[str, tuple[str, int]] = field(default_factory=dict)  # tx hash -> (what, since slot)
     pending: list[InclusionProof] = field(default_factory=list)  # proofs ahead of their header
+    verified: dict[str, int] = field(default_factory=dict)  # tx hash -> block height, the latest ones
 
     def expect(self, kind: str, msg: Message, slot: int) -> None:
         """A transaction of this member the ledger must hold (as the bytes it was sent in)."""
@@ -71,12 +73,17 @@ class ProofKeeper:
                 self.counts["proof_alarm"] += 1
                 log.warning("%s: ALARM: the proof of %s %s.. does not lead to block %d's Merkle root",
                             self.device, item.tx_kind, item.tx_hash[:12], proof.height)
+            elif item.tx_hash in self.verified:
+                self.counts["proof_repeated"] += 1
             elif self.expected.pop(item.tx_hash, None) is None:
                 self.counts["proof_unexpected"] += 1
                 log.warning("%s: ALARM: block %d holds %s %s.., which this member never sent or received",
                             self.device, proof.height, item.tx_kind, item.tx_hash[:12])
             else:
                 self.counts["proofs_verified"] += 1
+                self.verified[item.tx_hash] = proof.height
+                if len(self.verified) > 4 * KEEP_HEADERS:
+                    del self.verified[next(iter(self.verified))]
 
     def check_deadlines(self, slot: int) -> None:
         """Count as missing what should have been sealed by now."""

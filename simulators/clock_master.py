@@ -4,20 +4,30 @@ The master publishes a tick, waits for an acknowledgement from each participant 
 only then moves to the next tick, so a run's outcome depends on its seed and
 configuration, never on the machine's speed. In real-time mode ticks follow the wall
 clock (scaled by ``speed``) and late acknowledgements are only counted.
+
+The master survives the broker going away: :meth:`ClockMaster.listen` keeps its session,
+reconnecting with backoff, and publishes the tick it waits on again when it is back and
+whenever a participant it waits for comes back online (a participant acknowledges a tick
+it has seen again without acting on it twice). The wait for acknowledgements starts over
+after a lost connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from broker.bus import BusConnection, Received
+from broker.bus import BusConnection, BusError, Endpoint, Received, connect, keep_connected
 from broker.codec import PayloadError
 from broker.messages import Clearing, ClockAck, ClockTick, Status, decode
 from broker.topics import TopicError, Topics, parse_topic
 
+log = logging.getLogger("gridmesh.clock")
+RESEND_S = 5.0  # after a lost connection, how often a tick still missing acknowledgements goes out again
 
 class ClockStalled(RuntimeError):
     """Participants did not acknowledge a tick in time."""
@@ -27,20 +37,29 @@ class ClockStalled(RuntimeError):
 class ClockStats:
     ticks: int = 0
     late_acks: int = 0
+    reconnects: int = 0
+    ticks_sent_again: int = 0
     clearings: list[Clearing] = field(default_factory=list)
 
 
 class ClockMaster:
     def __init__(
         self,
-        bus: BusConnection,
+        endpoint: Endpoint,
+        client_id: str,
         topics: Topics,
         participants: Sequence[str],
         market: str,
         ack_timeout_s: float = 60.0,
         observers: Sequence[str] = (),
     ) -> None:
-        self.bus = bus
+        self.endpoint = endpoint
+        self.client_id = client_id
+        self.bus: BusConnection | None = None  # the open session
+        self._connected = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._current: tuple[str, ClockTick] | None = None  # the tick whose acks are awaited
+        self._sending: set[asyncio.Task[None]] = set()
         self.topics = topics
         self.participants = frozenset(participants)
         self.observers = frozenset(observers)  # must be online before the first tick; never ack
@@ -49,18 +68,54 @@ class ClockMaster:
         self.ack_timeout_s = ack_timeout_s
         self.stats = ClockStats()
         self._online: set[str] = set()
+        self._online_since: dict[str, int] = {}  # each one's latest "online" time
         self._acks: set[str] = set()
         self._seq = -1
         self._all_online = asyncio.Event()
         self._all_acked = asyncio.Event()
 
     async def listen(self) -> None:
-        """Consume the bus: presence, acknowledgements and clearings (for progress)."""
-        await self.bus.subscribe(
-            [self.topics.all_devices("status"), self.topics.all_acks, self.topics.clearing]
-        )
-        async for received in self.bus.messages():
-            self._on_message(received)
+        """Keep a session and consume the bus: presence, acknowledgements and clearings
+        (for progress); reconnect after a lost connection until :meth:`stop`."""
+        def retry(exc: Exception, delay: float) -> None:
+            self.stats.reconnects += 1
+            log.warning("clock: broker %s unreachable (%s); retrying in %.1f s", self.endpoint, exc, delay)
+
+        await keep_connected(self._session, self._stopped, retry)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def _session(self) -> None:
+        async with connect(self.endpoint, self.client_id, persistent=False) as bus:
+            await bus.subscribe(
+                [self.topics.all_devices("status"), self.topics.all_acks, self.topics.clearing]
+            )
+            self.bus = bus
+            self._connected.set()
+            try:
+                if self._current is not None:
+                    await self._send_again(bus)
+                async for received in bus.messages():
+                    self._on_message(received)
+            finally:
+                self.bus = None
+                self._connected.clear()
+
+    async def _send_again(self, bus: BusConnection) -> None:
+        """Publish the tick being waited on again (what it reached may have been lost)."""
+        if self._current is None:
+            return
+        topic, tick = self._current
+        self.stats.ticks_sent_again += 1
+        with contextlib.suppress(BusError):  # the session ends; the next one sends it
+            await bus.publish(topic, tick)
+
+    def _send_again_soon(self) -> None:
+        if self.bus is not None and self._current is not None:
+            task = asyncio.create_task(self._send_again(self.bus))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     def _on_message(self, received: Received) -> None:
         try:
@@ -70,6 +125,11 @@ class ClockMaster:
             return
         if isinstance(msg, Status) and parsed.name in self.participants | self.observers:
             if msg.state == "online":
+                since = self._online_since.get(parsed.name)
+                back = since is not None and (since != msg.t_s or parsed.name not in self._online)
+                if back and parsed.name in self._expected - self._acks:
+                    self._send_again_soon()  # a new session: it may have missed the tick
+                self._online_since[parsed.name] = msg.t_s
                 self._online.add(parsed.name)
             else:
                 self._online.discard(parsed.name)
@@ -102,8 +162,10 @@ class ClockMaster:
         after_tick: Callable[[int, int], Awaitable[None]],
         slot_s: int,
         realtime_speed: int | None = None,
+        after_publish: Callable[[int, int], Awaitable[None]] | None = None,
     ) -> None:
-        """Tick through ``times_s``; ``before_tick(t)`` runs first (the physics).
+        """Tick through ``times_s``; ``before_tick(t)`` runs first (the physics),
+        ``after_publish(index, t)`` (a drill) as soon as the tick is out.
 
         Slot starts and the last tick go to every participant on the tick topic; gate
         closures concern only the market and go to the coordinator on the gate topic.
@@ -123,21 +185,48 @@ class ClockMaster:
             for_all = last or t_s % slot_s == 0
             self._expected = self.participants if for_all else frozenset({self.market})
             topic = self.topics.tick if for_all else self.topics.gate
-            await self.bus.publish(topic, ClockTick(index, t_s, last))
+            await self._publish(topic, ClockTick(index, t_s, last))
             self.stats.ticks += 1
+            if after_publish is not None:
+                await after_publish(index, t_s)
             if realtime_speed is None or last:
                 await self._wait_acks(index)
+                self._current = None
             await after_tick(index, t_s)
 
-    async def _wait_acks(self, seq: int) -> None:
+    async def _publish(self, topic: str, tick: ClockTick) -> None:
+        """Publish a tick once connected; if the connection fails under it, the next
+        session publishes it again."""
+        self._current = (topic, tick)
         try:
-            await asyncio.wait_for(self._all_acked.wait(), self.ack_timeout_s)
+            await asyncio.wait_for(self._connected.wait(), self.ack_timeout_s)
         except TimeoutError:
-            missing = sorted(self._expected - self._acks)
-            raise ClockStalled(
-                f"tick {seq}: no acknowledgement within {self.ack_timeout_s:.0f} s from "
-                f"{', '.join(missing[:10])}"
-            ) from None
+            raise ClockStalled(f"tick {tick.seq}: no connection to the broker {self.endpoint} "
+                               f"within {self.ack_timeout_s:.0f} s") from None
+        assert self.bus is not None
+        with contextlib.suppress(BusError):
+            await self.bus.publish(topic, tick)
+
+    async def _wait_acks(self, seq: int) -> None:
+        """Wait for every acknowledgement. After a lost connection the tick is sent again
+        every ``RESEND_S`` while acknowledgements are missing, and the timeout starts over."""
+        waited_s, troubled, reconnects = 0.0, False, self.stats.reconnects
+        while True:
+            try:
+                await asyncio.wait_for(self._all_acked.wait(), RESEND_S)
+                return
+            except TimeoutError:
+                waited_s += RESEND_S
+            if self.stats.reconnects != reconnects:
+                waited_s, troubled, reconnects = 0.0, True, self.stats.reconnects
+            if troubled:
+                self._send_again_soon()
+            if waited_s >= self.ack_timeout_s:
+                missing = sorted(self._expected - self._acks)
+                raise ClockStalled(
+                    f"tick {seq}: no acknowledgement within {self.ack_timeout_s:.0f} s from "
+                    f"{', '.join(missing[:10])}"
+                )
 
 
 def tick_times(first_slot: int, slots: int, slot_s: int, gate_closure_s: int) -> list[int]:

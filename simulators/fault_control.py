@@ -14,10 +14,11 @@ commands it was given. ``gridmesh simulate`` applies them as they arrive.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-from broker.bus import BusConnection
+from broker.bus import BusConnection, Endpoint, connect, keep_connected
 from broker.codec import PayloadError
 from broker.messages import FaultCommand, decode
 from broker.topics import Topics
@@ -90,3 +91,24 @@ async def listen(
         outcome = on_payload(received.payload)
         if outcome is not None:
             await outcome
+
+
+@contextlib.asynccontextmanager
+async def listening(endpoint: Endpoint, client_id: str, topics: Topics,
+                                inbox: FaultInbox) -> AsyncIterator[None]:
+    """Take fault commands into ``inbox`` while inside, reconnecting after a lost broker;
+    say so if the listener stopped for another reason."""
+    finished = asyncio.Event()
+
+    async def session() -> None:
+        async with connect(endpoint, client_id, persistent=False) as bus:
+            await listen(bus, topics, inbox.receive)
+
+    task = asyncio.create_task(keep_connected(session, finished, lambda _exc, _delay: None))
+    try:
+        yield
+    finally:
+        finished.set()
+        if task.done() and not task.cancelled() and task.exception():
+            print(f"  fault   commands stopped: {task.exception()}", flush=True)
+        task.cancel()

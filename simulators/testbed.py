@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from broker.bus import Endpoint, connect
+from broker.bus import Endpoint
 from broker.community import Community, Member
 from broker.identity import Identity
 from broker.launcher import BrokerHandle
@@ -36,7 +36,7 @@ from simulators.device_farm import (
     StepRecord,
     device_units,
 )
-from simulators.fault_control import FaultInbox, listen
+from simulators.fault_control import FaultInbox, listening
 from simulators.fleet import PROSUMER_BATTERY, community_battery, make_households
 from simulators.physics import HouseholdSpec
 from simulators.profiles import ProfileError, ProfileSet
@@ -47,6 +47,7 @@ from simulators.testbed_errors import TestbedError, tail
 
 RUN_MARKER = "run.json"
 AGENT_STATS = "agents"  # each agent's counters, <device>.json
+STATE = "state"  # each agent's state directory (its outbox), <device>/
 EXTERNAL = "external.json"  # the broker and configuration files of agents run outside
 ONLINE_S, EXTERNAL_ONLINE_S = 60.0, 600.0  # how long participants may take to come online
 
@@ -128,6 +129,7 @@ def _write_configs(
             "device": household.id, "key_file": f"../keys/{household.id}.key", "broker": str(broker),
             "clock": "bus", "modbus": modbus, "last_order_slot": last_slot, "forecaster": forecaster,
             "planner": planner, **_auth(broker_auth(household.id, path.parent)),
+            "state_dir": f"../../{STATE}/{household.id}",  # its outbox: RUN/state/<id>/
         }
         if forecaster == "perfect":
             agent["truth_file"] = f"../truth/{household.id}.csv"
@@ -269,12 +271,11 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
         participants = [community.coordinator_id, *(h.id for h in households)]
         inbox = FaultInbox()  # faults commanded at run time (gridmesh fault --run OUT ...)
         bench = run_broker.bench_endpoint()
-        async with connect(bench, f"{community.id}-clock", persistent=False) as bus, \
-                connect(bench, f"{community.id}-faults", persistent=False) as fault_bus:
-            master = ClockMaster(bus, topics, participants, community.coordinator_id,
-                                 observers=[name for name, _, _ in replicas])
+        # The clock master and the fault listener each keep a session, reconnecting after a lost broker.
+        async with listening(bench, f"{community.id}-faults", topics, inbox):
+            master = ClockMaster(bench, f"{community.id}-clock", topics, participants,
+                                 community.coordinator_id, observers=[name for name, _, _ in replicas])
             listener = asyncio.create_task(master.listen())
-            fault_listener = asyncio.create_task(listen(fault_bus, topics, inbox.receive))
             watchdog = asyncio.create_task(_watch(processes))
             try:
                 await _race(master.wait_online(EXTERNAL_ONLINE_S if external else ONLINE_S), watchdog)
@@ -293,14 +294,23 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
                         for what, why in inbox.refused[refused:]:
                             print(f"  fault   refused ({what}): {why}", file=sys.stderr, flush=True)
 
+                async def restart_broker(_index: int, t_s: int) -> None:
+                    """A drill: stop the broker right after a listed slot's start tick, and after
+                    the gate closure that follows it, and start it again at once."""
+                    start = t_s % market.slot_s == 0
+                    slot_index = -(-t_s // market.slot_s) - first_slot - (0 if start else 1)
+                    if slot_index in tb.broker_restarts:
+                        await asyncio.to_thread(broker.halt)
+                        await asyncio.to_thread(broker.start_again)
+                        print(f"  broker  stopped and started again at t={t_s}", file=sys.stderr, flush=True)
+
                 speed = tb.speed if tb.clock == "realtime" else None
-                run = master.run(times, step_physics, progress.after_tick, market.slot_s, speed)
+                run = master.run(times, step_physics, progress.after_tick, market.slot_s, speed,
+                                 after_publish=restart_broker if tb.broker_restarts else None)
                 await _race(run, watchdog)
             finally:
+                master.stop()
                 listener.cancel()
-                if fault_listener.done() and not fault_listener.cancelled() and fault_listener.exception():
-                    print(f"  fault   commands stopped: {fault_listener.exception()}", flush=True)
-                fault_listener.cancel()
                 watchdog.cancel()
         for name, process, log_path in processes:
             try:

@@ -17,6 +17,8 @@
       community_battery_w: 10000
       faults:             # devices that misbehave for a while (default: none)
         - {household: h003, device: meter, fault: failure, from_slot: 10, slots: 4}
+      broker_restarts: [] # slots (from the first, as faults) whose two ticks are each followed
+                          # by stopping the broker and starting it again (docs/reliability.md)
       clock: virtual      # or realtime (with speed)
       speed: 1
       broker: auto        # auto, mosquitto or embedded
@@ -93,6 +95,9 @@ class TestbedSection:
     # federated forecaster rounds every this many slots; 0: as community.forecasting.round_slots says
     federated_round_slots: int = bounded(0, min=0, max=35_040)
     faults: tuple[FaultSpec, ...] = ()
+    # slot indexes (as faults count them) whose start and following gate closure are each
+    # followed by a restart of the broker while the participants are at work
+    broker_restarts: tuple[int, ...] = ()
     # households whose agent runs outside the testbed (an installed bundle, a real device):
     # the testbed writes their configuration and key, starts no agent for them and waits
     external_agents: tuple[str, ...] = ()
@@ -118,6 +123,10 @@ class TestbedSection:
             if not 1 <= number <= self.households:
                 raise ValueError(f"faults[{index}].household: {fault.household} is not one of "
                                  f"h001..h{self.households:03d}")
+        for index, slot in enumerate(self.broker_restarts):
+            if not 0 <= slot < self.slots:
+                raise ValueError(f"broker_restarts[{index}]: slot {slot} is not in the run "
+                                 f"(0..{self.slots - 1})")
         if self.prosumer_pct + self.pv_only_pct > 100:
             raise ValueError(f"pv_only_pct: {self.pv_only_pct} with prosumer_pct {self.prosumer_pct} "
                              "is more than 100 %")
