@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "simulators.cli",
     "simulators.simulate",
     "simulators.fault_cli",
+    "simulators.drill_cli",
     "simulators.forecast_cli",
     "broker.cli",
     "coordinator.cli",

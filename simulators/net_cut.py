@@ -1,11 +1,10 @@
 """A TCP proxy whose link can be cut and restored: one agent's network, for a drill.
 
 The agent is configured to reach its broker through the proxy, which pipes bytes both
-ways over real sockets. :meth:`NetCut.cut` ends every connection through it at once and
-stops listening, so a new connection is refused, until :meth:`NetCut.restore` listens
-again on the same port; to the agent and to the broker it is a link that went down.
-The connections are closed (FIN), not reset: under uvloop a reset can go unnoticed by
-the MQTT client until its keepalive runs out (see docs/reliability.md#drills).
+ways over real sockets. :meth:`NetCut.cut` ends every connection through it at once (the
+sockets are reset: whatever was still buffered is lost) and stops listening, so a new
+connection is refused, until :meth:`NetCut.restore` listens again on the same port; to
+the agent and to the broker it is a link that went down.
 :meth:`NetCut.cut_on_next_send` arms the cut for the moment the agent next sends: those
 bytes are lost with the link, as when a cable is pulled while a message is on its way.
 
@@ -64,7 +63,7 @@ class NetCut:
             self._server.close()
             self._server = None
         for writer in list(self._links):
-            writer.close()
+            writer.transport.abort()
         self._links.clear()
         self._cut.set()
 

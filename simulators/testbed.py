@@ -41,6 +41,7 @@ from simulators.fleet import PROSUMER_BATTERY, community_battery, make_household
 from simulators.physics import HouseholdSpec
 from simulators.profiles import ProfileError, ProfileSet
 from simulators.replicas import stop_replicas
+from simulators.supervisor import RunControl, Supervisor
 from simulators.testbed_broker import start_testbed_broker
 from simulators.testbed_config import FaultSpec, TestbedConfig, TestbedSection
 from simulators.testbed_errors import TestbedError, tail
@@ -218,7 +219,9 @@ def _households(
     return profiles, households
 
 
-async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
+async def run_testbed(config: TestbedConfig, out: Path, control: RunControl | None = None) -> RunArtifacts:
+    """Run the community; ``control`` (a drill) supervises the participants and looks at the
+    run before they start."""
     tb = config.testbed
     market = config.community.market
     first_slot = tb.start_s // market.slot_s
@@ -245,6 +248,9 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
             out, community, coordinator_id, identities, households, farm, endpoint,
             first_slot + tb.slots - 1, tb.forecaster, tb.planner, run_broker.auth_section,
         )
+        supervisor = control.supervisor if control is not None else Supervisor()
+        if control is not None:
+            await control.prepare(run_broker, farm, agent_files)
         replicas: list[tuple[str, asyncio.subprocess.Process, Path]] = []
         for index in range(1, tb.replicas + 1):
             name, log_path = f"r{index}", logs / f"replica-r{index}.log"
@@ -254,7 +260,7 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
                  *run_broker.auth_args(name), "--community", community.id, "--id", name, "--coordinator-key",
                  coordinator_id.public_key_hex], log_path), log_path))
         log_path = logs / "coordinator.log"
-        processes.append(("coordinator", await _spawn(
+        processes.append(("coordinator", await supervisor.spawn(
             ["coordinator", "--config", str(coordinator_file)], log_path), log_path))
         external = _announce_external(out, endpoint, agent_files, tb.external_agents)
         groups = tb.processes
@@ -263,7 +269,7 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
             if not chunk:
                 continue
             log_path = logs / f"agents-{index + 1}.log"
-            processes.append((f"agents-{index + 1}", await _spawn(
+            processes.append((f"agents-{index + 1}", await supervisor.spawn(
                 ["agent", "--stats-dir", str(out / AGENT_STATS), "--config", *map(str, chunk)],
                 log_path), log_path))
 
@@ -276,7 +282,7 @@ async def run_testbed(config: TestbedConfig, out: Path) -> RunArtifacts:
             master = ClockMaster(bench, f"{community.id}-clock", topics, participants,
                                  community.coordinator_id, observers=[name for name, _, _ in replicas])
             listener = asyncio.create_task(master.listen())
-            watchdog = asyncio.create_task(_watch(processes))
+            watchdog = asyncio.create_task(supervisor.watch(processes))
             try:
                 await _race(master.wait_online(EXTERNAL_ONLINE_S if external else ONLINE_S), watchdog)
                 progress = Progress(tb.slots, first_slot, market.slot_s, master)
@@ -369,20 +375,6 @@ async def apply_faults(farm: DeviceFarm, faults: tuple[FaultSpec, ...], slot_ind
             await farm.set_fault(fault.household, unit, fault.fault)
         elif slot_index == fault.from_slot + fault.slots and fault.fault != "counter_reset":
             await farm.set_fault(fault.household, unit, None)
-
-
-async def _watch(processes: list[tuple[str, asyncio.subprocess.Process, Path]]) -> None:
-    """Fail the run as soon as a participant process dies with an error."""
-    waits = {asyncio.create_task(p.wait()): (name, log) for name, p, log in processes}
-    pending = set(waits)
-    while pending:
-        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task.result() != 0:
-                name, log = waits[task]
-                raise TestbedError(f"{name} stopped during the run (exit code "
-                                   f"{task.result()}):\n{tail(log)}")
-    await asyncio.Event().wait()  # all exited cleanly: the clock finishes on its own
 
 
 async def _race(main: Awaitable[None], watchdog: asyncio.Task[None]) -> None:
