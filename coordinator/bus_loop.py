@@ -30,6 +30,7 @@ log = logging.getLogger("gridmesh.coordinator")
 SUBMISSIONS = ("order", "report", "share")
 MAX_BATCH = 256
 SESSION_EXPIRY_S = 7 * 86_400  # the broker keeps submissions for a coordinator away this long
+MAX_HELD = 10_000  # submissions kept for the first tick of a bus-clock coordinator; refused beyond
 
 
 class CoordinatorLoop:
@@ -37,12 +38,17 @@ class CoordinatorLoop:
         self.coordinator = coordinator
         self.endpoint = endpoint
         self.clock_mode = clock_mode
-        self.clock: Clock = ManualClock(0) if clock_mode == "bus" else WallClock()
-        self.finished = asyncio.Event()
+        self.clock: Clock = WallClock()
         self.clock_started = clock_mode == "wall"
+        if clock_mode == "bus":  # restarted, it resumes at the last tick it saw
+            resumed_s = coordinator.store.progress("clock_s")
+            self.clock = ManualClock(max(resumed_s, 0))
+            self.clock_started = resumed_s >= 0
+        self.finished = asyncio.Event()
         self._answers: set[asyncio.Task[None]] = set()
         self._answer_error: BaseException | None = None
         self._unsent: list[Outgoing] = []  # a gate closure's outcome a lost connection held back
+        self._held: list[tuple[str, str, bytes]] = []  # submissions that came before the first tick
 
     async def run(self) -> None:
         def retry(exc: Exception, delay: float) -> None:
@@ -102,7 +108,11 @@ class CoordinatorLoop:
         if self.clock_started:
             out = self.coordinator.handle_many(waiting, now_s)
         else:
-            out = [o for _, device, _ in waiting for o in self.coordinator.refuse(
+            # Before its first tick a new bus-clock coordinator does not know the time: what
+            # its session kept for it, and the members' replays, wait for the tick.
+            room = max(0, MAX_HELD - len(self._held))
+            self._held.extend(waiting[:room])
+            out = [o for _, device, _ in waiting[room:] for o in self.coordinator.refuse(
                 device, "the market clock has not started yet", now_s)]
         waiting.clear()
         if out:
@@ -134,9 +144,12 @@ class CoordinatorLoop:
             log.warning("ignored a bad clock tick: %s", exc.reason)
             return
         assert isinstance(tick, ClockTick) and isinstance(self.clock, ManualClock)
-        if tick.t_s > self.clock.now_s():
+        if tick.t_s > self.clock.now_s() or not self.clock_started:
             self.clock.set(tick.t_s)
+            self.coordinator.store.record_clock(tick.t_s)
         self.clock_started = True
+        held, self._held = self._held, []
+        self._answer(bus, held)  # at the tick's time, as they would have been without the restart
         await self._answered()
         await self._publish_outcome(bus, self.coordinator.advance(tick.t_s))
         name = self.coordinator.community.coordinator_id

@@ -125,6 +125,11 @@ class CoordinatorStore:
             )
             self._set("settled_through", settled_slot)
 
+    def record_clock(self, t_s: int) -> None:
+        """The latest virtual time (a bus-clock tick): a restarted coordinator resumes at it."""
+        with self.db.conn:
+            self._set("clock_s", t_s)
+
     def _set(self, key: str, value: int) -> None:
         self.db.conn.execute("INSERT OR REPLACE INTO progress (key, value) VALUES (?, ?)", (key, value))
 
