@@ -81,6 +81,14 @@ def test_a_coordinator_killed_mid_gate_closure_clears_and_settles_nothing_twice(
     assert main(["ledger", "audit", str(out / "ledger.db"), "--replay"]) == 0
 
 
+def test_a_coordinator_killed_as_submissions_arrive_loses_none_of_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], undisturbed_head: str) -> None:
+    out = tmp_path / "run"
+    report = drill(out, capsys, "coordinator-kill", "--moment", "orders", "--restart-delay-s", "0.5")
+    assert "start: coordinator killed (SIGKILL" in report["events"][0]
+    assert head_hash(out) == undisturbed_head  # every order and report of that moment got through
+
+
 def test_a_killed_agent_rejoins_flushes_its_outbox_and_commands_its_battery_again(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
