@@ -8,7 +8,6 @@ what it owns itself: the key (``keys/<device>.key``), the community (the registr
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -92,8 +91,7 @@ def bundle_agent_config(
         except ValueError as exc:
             raise ConfigError("command line", "--modbus", str(exc)) from None
         agent["modbus"] = {**(agent.get("modbus") or {}), "host": host, "port": port}
-    if "state_dir" in {f.name for f in dataclasses.fields(AgentSection)}:
-        agent["state_dir"] = state_dir
+    agent["state_dir"] = state_dir
     copies: dict[str, Path] = {}
     if broker_auth is None and agent.get("broker_auth") is not None:
         if not isinstance(agent["broker_auth"], dict):

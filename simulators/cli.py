@@ -19,7 +19,8 @@ from simulators.results import (
     write_results,
     write_summary,
 )
-from simulators.testbed import AGENT_STATS, RUN_MARKER, RunArtifacts, run_testbed
+from simulators.run_folder import RUN_MARKER, finished_marker
+from simulators.testbed import AGENT_STATS, RunArtifacts, run_testbed
 from simulators.testbed_config import load_testbed_config
 from simulators.testbed_errors import TestbedError
 
@@ -132,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     if args.compare:
         comparison = _compare(artifacts, summary, tb.slots)
         (out / "compare.json").write_text(json.dumps(comparison.as_dict(), indent=2) + "\n")
-    (out / RUN_MARKER).write_text(json.dumps({"status": "finished", "seed": tb.seed}) + "\n")
+    (out / RUN_MARKER).write_text(finished_marker(seed=tb.seed))
     if args.json:
         print(json.dumps({**summary.__dict__, **({"compare": comparison.as_dict()} if comparison else {})}))
     else:

@@ -10,7 +10,6 @@ its agent's setpoints. A configuration file (``--config``) replaces those defaul
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,8 @@ from simulators.drill_evidence import gather, ledger_checks, metered_truth
 from simulators.drill_report import Check, DrillReport
 from simulators.drill_scenarios import DRILLS
 from simulators.fleet import COMMUNITY_BATTERY_ID, household_id
-from simulators.testbed import RUN_MARKER, run_testbed
+from simulators.run_folder import RUN_MARKER, finished_marker
+from simulators.testbed import run_testbed
 from simulators.testbed_config import TestbedConfig
 from simulators.testbed_errors import TestbedError
 
@@ -97,6 +97,6 @@ async def run_drill(name: str, config: TestbedConfig, out: Path, options: DrillO
         report.checks = [Check.of("the run reached its last tick", True, f"{tb.slots} slot(s), "
                                   f"{artifacts.wall_s:.1f} s"),
                          *control.checks(out), *common_checks(evidence), *ledger_checks(out / "ledger.db")]
-    (out / RUN_MARKER).write_text(json.dumps({"status": "finished", "drill": name}) + "\n")
+    (out / RUN_MARKER).write_text(finished_marker(drill=name))
     report.write(out)
     return report

@@ -236,6 +236,8 @@ def write_results(out: Path, tables: dict[str, list[dict[str, Any]]]) -> None:
         rows = tables[name]
         if rows:
             db[name].insert_all(rows, replace=True)  # type: ignore[union-attr]
+        else:  # an empty table is still there, with its columns, for whoever reads the run
+            db.execute(f"CREATE TABLE IF NOT EXISTS [{name}] ({', '.join(f'[{c}]' for c in COLUMNS[name])})")
         with (out / f"{name}.csv").open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=COLUMNS[name])  # a header even when empty
             writer.writeheader()

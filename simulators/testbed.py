@@ -41,12 +41,12 @@ from simulators.fleet import PROSUMER_BATTERY, community_battery, make_household
 from simulators.physics import HouseholdSpec
 from simulators.profiles import ProfileError, ProfileSet
 from simulators.replicas import stop_replicas
+from simulators.run_folder import RUN_MARKER
 from simulators.supervisor import RunControl, Supervisor
 from simulators.testbed_broker import start_testbed_broker
 from simulators.testbed_config import FaultSpec, TestbedConfig, TestbedSection
 from simulators.testbed_errors import TestbedError, tail
 
-RUN_MARKER = "run.json"
 AGENT_STATS = "agents"  # each agent's counters, <device>.json
 STATE = "state"  # each agent's state directory (its outbox), <device>/
 EXTERNAL = "external.json"  # the broker and configuration files of agents run outside
