@@ -2,8 +2,9 @@
 
 At start each model is checked against what this build feeds it: a gridmesh model of
 the right kind, the input width :mod:`edge.forecast_features` builds, the horizon, and
-weights whose SHA-256 matches the one recorded in the model (and, when the agent's
-configuration pins one, that one). A model that fails is not used: the forecaster says
+weights whose SHA-256 matches the one recorded in the model (read without the ``onnx``
+package: :mod:`edge.onnx_weights`) and, when the agent's configuration pins one, the
+file's SHA-256. A model that fails is not used: the forecaster says
 why (:attr:`OnnxForecaster.problems`) and forecasts that quantity with seasonal-naive.
 
 Each forecast checks its input: the history must hold the ``LAGS`` slots before the
@@ -22,6 +23,7 @@ import numpy as np
 
 from edge.forecast import Forecast, Forecaster, History, SeasonalNaive, SlotEnergy
 from edge.forecast_features import FEATURES, HORIZON, LAGS, features
+from edge.onnx_weights import WeightsFormatError, linear_weights_digest
 
 log = logging.getLogger("gridmesh.edge.forecast")
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -55,8 +57,11 @@ class OnnxModel:
         if inp.shape[-1] != FEATURES[kind] or out.shape[-1] != HORIZON:
             raise ModelError(f"{path}: takes {inp.shape[-1]} features and gives {out.shape[-1]} slots; this "
                              f"build feeds {FEATURES[kind]} and needs {HORIZON}")
-        weights = _initializers(data)
-        if weights is not None and meta.get("gridmesh.weights_sha256") != weights:
+        try:
+            weights = linear_weights_digest(data) or "not a linear model"
+        except WeightsFormatError as exc:
+            raise ModelError(f"{path}: its weights cannot be read ({exc})") from None
+        if meta.get("gridmesh.weights_sha256") != weights:
             raise ModelError(f"{path}: its weights do not match their recorded SHA-256")
         self.name, self.version = inp.name, meta.get("gridmesh.version", "?")
         self.kind, self.sha256 = kind, hashlib.sha256(data).hexdigest()
@@ -72,21 +77,6 @@ class OnnxModel:
     def run(self, x: np.ndarray) -> np.ndarray:
         result = self.session.run(None, {self.name: x[None, :]})[0]
         return np.asarray(result[0], dtype=np.float64)
-
-
-def _initializers(data: bytes) -> str | None:
-    """SHA-256 of the weights (W, then b) as stored, if the onnx package is here to read
-    them; the edge runtime may not have it, and then onnxruntime's load is the check."""
-    try:
-        import onnx
-        from onnx import numpy_helper
-    except ImportError:
-        return None
-    model = onnx.load_model_from_string(data)
-    arrays = {i.name: numpy_helper.to_array(i).astype(np.float32) for i in model.graph.initializer}
-    if set(arrays) != {"W", "b"}:
-        return ""
-    return hashlib.sha256(arrays["W"].tobytes() + arrays["b"].tobytes()).hexdigest()
 
 
 class OnnxForecaster:
