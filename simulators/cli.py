@@ -133,7 +133,10 @@ def run(args: argparse.Namespace) -> int:
     if args.compare:
         comparison = _compare(artifacts, summary, tb.slots)
         (out / "compare.json").write_text(json.dumps(comparison.as_dict(), indent=2) + "\n")
-    (out / RUN_MARKER).write_text(finished_marker(seed=tb.seed))
+    (out / RUN_MARKER).write_text(finished_marker(
+        seed=tb.seed, feeder=tb.feeder, planner=tb.planner, forecaster=tb.forecaster,
+        audit=f"FAILED: {problem}" if failed else "passed, market and bills replayed"))
+    report = _write_report(out)
     if args.json:
         print(json.dumps({**summary.__dict__, **({"compare": comparison.as_dict()} if comparison else {})}))
     else:
@@ -145,7 +148,18 @@ def run(args: argparse.Namespace) -> int:
         if comparison is not None:
             print("\n".join(comparison.lines()))
         print(f"results           {out}/results.db, {out}/*.csv, {out}/ledger.db")
+        print(f"report            {report}")
     return 1 if failed else 0
+
+
+def _write_report(out: Path) -> Path:
+    from simulators.report.cli import write_run_report
+    from simulators.run_folder import RunFolderError
+
+    try:
+        return write_run_report(out)
+    except RunFolderError as exc:
+        raise UsageError(f"the run finished but its report could not be written: {exc}") from None
 
 
 def _compare(artifacts: RunArtifacts, summary: Summary, slots: int) -> Comparison:
