@@ -11,6 +11,7 @@ from broker.credentials import load_auth_file
 from broker.launcher import BrokerError, start_broker
 from broker.monitor import watch
 from gridmesh.cli import UsageError
+from gridmesh.logs import add_log_arguments, configure_logging
 
 BROKER_EXAMPLE = """examples:
   gridmesh broker --port 1884
@@ -30,6 +31,7 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     broker.add_argument("--port", type=int, default=1883)
     broker.add_argument("--host", default="127.0.0.1")
     broker.add_argument("--kind", choices=("auto", "mosquitto", "embedded"), default="auto")
+    add_log_arguments(broker)
     broker.set_defaults(handler=run_broker)
 
     monitor = sub.add_parser(
@@ -47,6 +49,7 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_broker(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level, args.log_format)  # the embedded broker logs alike
     try:
         handle = start_broker(args.kind, port=args.port, host=args.host)
     except BrokerError as exc:

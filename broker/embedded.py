@@ -26,6 +26,8 @@ from amqtt.mqtt.packet import MQTTFixedHeader
 from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 
+from gridmesh.logs import configure_logging
+
 
 class MemberAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
     """Admit clients that name themselves; never mark a session anonymous."""
@@ -85,6 +87,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
     args = parser.parse_args()
+    configure_logging("WARNING")  # in the format of the process that started it (GRIDMESH_LOG_FORMAT)
     asyncio.run(serve(args.host, args.port))
 
 

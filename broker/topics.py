@@ -13,6 +13,12 @@
 
 A device's own topics end in its id, so a broker ACL can grant ``dev/{id}/order`` to
 that device alone.
+
+Home Assistant's MQTT discovery lives under its own prefix (``homeassistant`` unless set),
+outside the community's tree, with the device id as the node id:
+
+    {prefix}/sensor/{device}/{object}/config    a sensor's discovery config, retained
+    {prefix}/sensor/{device}/state              the household's values for them, retained
 """
 
 from __future__ import annotations
@@ -151,3 +157,27 @@ def parse_topic(topic: str) -> ParsedTopic:
     if len(rest) == 3 and rest[:2] == ["clock", "ack"] and NAME.fullmatch(rest[2]):
         return ParsedTopic(community, "ack", rest[2])
     raise TopicError(f"unknown topic {topic!r}")
+
+
+@dataclass(frozen=True)
+class HomeAssistantTopics:
+    """Home Assistant MQTT discovery topics under ``prefix`` (edge/home_assistant.py)."""
+
+    prefix: str = "homeassistant"
+
+    def __post_init__(self) -> None:
+        _name(self.prefix, "discovery prefix")
+
+    def config(self, device: str, object_id: str) -> str:
+        return f"{self.prefix}/sensor/{_name(device, 'device')}/{_name(object_id, 'object id')}/config"
+
+    def state(self, device: str) -> str:
+        return f"{self.prefix}/sensor/{_name(device, 'device')}/state"
+
+    def node(self, device: str) -> str:
+        """Filter for everything ``device`` publishes for Home Assistant."""
+        return f"{self.prefix}/sensor/{device}/#"
+
+    @property
+    def everything(self) -> str:
+        return f"{self.prefix}/#"

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any
 
 from broker.bus import BusConnection, Endpoint, connect, keep_connected
 from broker.clock import Clock, ManualClock, WallClock
 from broker.codec import PayloadError
-from broker.messages import ClockAck, ClockTick, Status, decode
+from broker.messages import Clearing, ClockAck, ClockTick, Status, decode
 from broker.topics import TopicError, parse_topic
+from coordinator.metrics import CoordinatorMetrics
 from coordinator.service import Coordinator, Outgoing
 
 log = logging.getLogger("gridmesh.coordinator")
@@ -34,8 +36,10 @@ MAX_HELD = 10_000  # submissions kept for the first tick of a bus-clock coordina
 
 
 class CoordinatorLoop:
-    def __init__(self, coordinator: Coordinator, endpoint: Endpoint, clock_mode: str) -> None:
+    def __init__(self, coordinator: Coordinator, endpoint: Endpoint, clock_mode: str,
+                 metrics: CoordinatorMetrics | None = None) -> None:
         self.coordinator = coordinator
+        self.metrics = metrics
         self.endpoint = endpoint
         self.clock_mode = clock_mode
         self.clock: Clock = WallClock()
@@ -53,6 +57,8 @@ class CoordinatorLoop:
     async def run(self) -> None:
         def retry(exc: Exception, delay: float) -> None:
             self.coordinator.counts["reconnects"] += 1
+            if self.metrics is not None:
+                self.metrics.connected = False
             log.warning("broker %s unreachable (%s); retrying in %.1f s", self.endpoint, exc, delay)
 
         await keep_connected(self._session, self.finished, retry)
@@ -75,6 +81,8 @@ class CoordinatorLoop:
             await bus.subscribe(filters)
             await bus.publish(status_topic, Status(name, "online", WallClock().now_s()), retain=True)
             await self._publish_outcome(bus, [])
+            if self.metrics is not None:
+                self.metrics.connected = True
             timer = None
             if self.clock_mode == "wall":
                 timer = asyncio.create_task(self._wall_clock(bus))
@@ -138,6 +146,7 @@ class CoordinatorLoop:
             raise error
 
     async def _on_tick(self, bus: BusConnection, payload: bytes) -> None:
+        started = time.perf_counter()
         try:
             tick = decode(payload, ClockTick)
         except PayloadError as exc:
@@ -151,7 +160,7 @@ class CoordinatorLoop:
         held, self._held = self._held, []
         self._answer(bus, held)  # at the tick's time, as they would have been without the restart
         await self._answered()
-        await self._publish_outcome(bus, self.coordinator.advance(tick.t_s))
+        await self._publish_outcome(bus, self.coordinator.advance(tick.t_s), started)
         name = self.coordinator.community.coordinator_id
         await bus.publish(self.coordinator.topics.ack(name), ClockAck(name, tick.seq))
         if tick.last:
@@ -162,15 +171,21 @@ class CoordinatorLoop:
             delay = self.coordinator.next_event_s(self.clock.now_s()) - self.clock.now_s()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await self._publish_outcome(bus, self.coordinator.advance(self.clock.now_s()))
+            started = time.perf_counter()
+            await self._publish_outcome(bus, self.coordinator.advance(self.clock.now_s()), started)
 
-    async def _publish_outcome(self, bus: BusConnection, out: list[Outgoing]) -> None:
+    async def _publish_outcome(self, bus: BusConnection, out: list[Outgoing],
+                               started: float | None = None) -> None:
         """Publish gate closures' outcomes (stored already), after whatever an earlier
-        lost connection held back; kept for the next session if this one fails too."""
+        lost connection held back; kept for the next session if this one fails too.
+        ``started``: the gate closure's moment (perf_counter), for its latency."""
         self._unsent.extend(out)
         if self._unsent:
             await _publish_all(bus, self._unsent)
             self._unsent = []
+        if started is not None and self.metrics is not None and any(isinstance(o.message, Clearing)
+                                                                    for o in out):
+            self.metrics.gate_published(time.perf_counter() - started)
 
 
 async def _publish_all(bus: BusConnection, out: list[Outgoing]) -> None:

@@ -5,24 +5,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.resources
-import logging
 from pathlib import Path
 from typing import Any
 
 from broker.bus import Endpoint
 from broker.model_messages import MODEL_KINDS
 from coordinator.bus_loop import CoordinatorLoop
-from coordinator.config import load_coordinator_config
+from coordinator.config import CoordinatorConfig, load_coordinator_config
+from coordinator.metrics import CoordinatorMetrics
 from coordinator.service import Coordinator
 from coordinator.store import CoordinatorStore, StoreError
 from gridmesh import aio
 from gridmesh.cli import UsageError
+from gridmesh.logs import add_log_arguments, configure_logging
+from gridmesh.metrics import MetricsServer, add_metrics_arguments, metrics_address
 from gridmesh.onnx_linear import ModelFormatError, OnnxUnavailable
 from ledger.store import LedgerStore
 from ledger.writer import LedgerWriter
 
-EXAMPLE = """example:
+EXAMPLE = """examples:
   gridmesh coordinator --config runs/day1/config/coordinator.yaml
+  gridmesh coordinator --config /etc/gridmesh/coordinator.yaml --metrics-port 9464 --log-format json
 """
 
 
@@ -34,11 +37,12 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", type=Path, required=True, help="coordinator YAML file")
-    parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    add_log_arguments(parser)
+    add_metrics_arguments(parser)
     parser.set_defaults(handler=run)
 
 
-def build_coordinator(config_path: Path) -> tuple[Coordinator, str, Endpoint]:
+def build_coordinator(config_path: Path) -> tuple[Coordinator, CoordinatorConfig, Endpoint]:
     config = load_coordinator_config(config_path)
     try:
         endpoint = dataclasses.replace(Endpoint.parse(config.section.broker), auth=config.credentials)
@@ -56,7 +60,7 @@ def build_coordinator(config_path: Path) -> tuple[Coordinator, str, Endpoint]:
         coordinator = Coordinator(config.community, config.identity, store, ledger, models)
     except (OnnxUnavailable, ModelFormatError) as exc:
         raise UsageError(f"{config_path}: community.forecasting: {exc}") from None
-    return coordinator, config.section.clock, endpoint
+    return coordinator, config, endpoint
 
 
 def bundled_models() -> dict[str, bytes]:
@@ -67,10 +71,19 @@ def bundled_models() -> dict[str, bytes]:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    coordinator, clock, endpoint = build_coordinator(args.config)
-    loop = CoordinatorLoop(coordinator, endpoint, clock)
-    aio.run(loop.run())
+    coordinator, config, endpoint = build_coordinator(args.config)
+    configure_logging(args.log_level, args.log_format, community=coordinator.community.id)
+    address = metrics_address(config.section.metrics, args)
+    metrics = server = None
+    if address is not None:
+        metrics = CoordinatorMetrics(coordinator)
+        server = MetricsServer(metrics.registry, *address)
+    loop = CoordinatorLoop(coordinator, endpoint, config.section.clock, metrics)
+    try:
+        aio.run(loop.run())
+    finally:
+        if server is not None:
+            server.close()
     counts = ", ".join(f"{k}={v}" for k, v in sorted(coordinator.counts.items()))
     print(f"coordinator finished: {counts}")
     return 0

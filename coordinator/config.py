@@ -6,6 +6,7 @@
       broker_auth: {ca_file: ..., cert_file: ..., key_file: ...}  # optional: a locked-down broker
       clock: wall                      # or bus: follow the virtual clock
       data_dir: data                   # coordinator.db and ledger.db; relative to this file
+      metrics: {port: 9464, host: 127.0.0.1}  # optional: a Prometheus endpoint (docs/integrations.md)
     community: { ... }                 # see broker/community.py, or a file: community.yaml
 """
 
@@ -20,6 +21,7 @@ from broker.credentials import BrokerAuth, Credentials, load_credentials
 from broker.identity import Identity
 from broker.schema import bounded
 from gridmesh.config import ConfigError, build_with_section, load_identity, relative_to
+from gridmesh.metrics import MetricsSection
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class CoordinatorSection:
     broker_auth: BrokerAuth | None = None  # credentials for a locked-down broker
     clock: str = bounded("wall", choices=("bus", "wall"))
     data_dir: str = bounded("data", max_len=4096)
+    metrics: MetricsSection | None = None  # a Prometheus endpoint; off without it
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from broker.topics import Topics
 from coordinator.clearing import clear_slot, to_award_messages, to_clearing_message
 from coordinator.intake import Intake, Verdict
 from coordinator.model_rounds import ModelRounds
+from coordinator.rejections import reason_label
 from coordinator.settlement import SETTLEMENT_LAG_SLOTS, settle_slot, terms_for
 from coordinator.standing import Standing
 from coordinator.store import CoordinatorStore
@@ -69,6 +70,7 @@ class Coordinator:
         self.topics = Topics(community.id)
         self.times = community.market.times
         self.counts: Counter[str] = Counter()
+        self.rejections: Counter[tuple[str, ...]] = Counter()  # (kind, reason label): refusals
         self.intake: Intake = store.restore(community)
         self.standing = Standing(community.rules)
         for settlement in store.settlements():  # the same standing as before a restart
@@ -157,14 +159,16 @@ class Coordinator:
     def refuse(self, device: str, reason: str, now_s: int) -> list[Outgoing]:
         """Reject a payload that cannot be read as a submission, saying why."""
         self.counts["payload_rejected"] += 1
-        log.warning("rejected payload from %s: %s", device, reason)
+        log.warning("rejected payload from %s: %s", device, reason, extra={"device": device})
         result = self._result(device, "", "payload", False, reason, now_s)
         return [Outgoing(self.topics.device(device, "result"), result)]
 
     def _answer(self, verdict: Verdict, kind: str, device: str, payload: bytes, now_s: int) -> Result:
         if not verdict.authentic:
             self.counts[f"{kind}_rejected"] += 1
-            log.info("%s %s refused: %s", kind, verdict.ref, verdict.reason)
+            self.rejections[kind, reason_label(verdict.reason)] += 1
+            log.info("%s %s refused: %s", kind, verdict.ref, verdict.reason,
+                     extra={"device": device, "slot": verdict.slot})
             return self._result(device, verdict.ref, kind, False, verdict.reason, now_s)
         if not verdict.first_time:
             self.counts[f"{kind}_duplicate"] += 1
@@ -174,7 +178,9 @@ class Coordinator:
         outcome = "accepted" if verdict.accepted else "rejected"
         self.counts[f"{kind}_{outcome}"] += 1
         if not verdict.accepted:
-            log.info("%s %s rejected: %s", kind, verdict.ref, verdict.reason)
+            self.rejections[kind, reason_label(verdict.reason)] += 1
+            log.info("%s %s rejected: %s", kind, verdict.ref, verdict.reason,
+                     extra={"device": device, "slot": verdict.slot})
         # An accepted meter report is answered by its settlement, not a result: its
         # result is only stored, so it is not signed.
         published = kind != "report" or not verdict.accepted
@@ -211,6 +217,7 @@ class Coordinator:
                 return [Outgoing(topic, first)]
         self.counts[f"share_{'accepted' if verdict.accepted else 'rejected'}"] += 1
         if not verdict.accepted:
+            self.rejections["share", reason_label(verdict.reason)] += 1
             log.info("share %s refused: %s", verdict.ref, verdict.reason)
         result = self._result(device, verdict.ref, "share", verdict.accepted, verdict.reason, now_s)
         if verdict.first_time:
@@ -280,6 +287,9 @@ class Coordinator:
         self.store.record_gate(clearing, awards, settled_slot, settlements)
         self.intake.forget_before(settled_slot)
         self.counts["slots_cleared"] += 1
+        log.info("slot %d cleared: %d order(s), %d award(s); slot %d settled: %d member(s); %d block(s)",
+                 slot, len(orders), len(awards), settled_slot, len(settlements), len(headers),
+                 extra={"slot": slot})
 
         out = [Outgoing(self.topics.clearing, clearing)]
         out.extend(Outgoing(self.topics.device(a.device, "award"), a) for a in awards)

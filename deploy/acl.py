@@ -15,6 +15,12 @@ Roles:
 - ``bench``: a test bench's clock master and fault commands (testbeds only).
 
 Observers (``gridmesh monitor``) read everything under the community and write nothing.
+
+Home Assistant's MQTT discovery lives outside the community's tree, under its prefix
+(:class:`broker.topics.HomeAssistantTopics`): every principal may publish its own
+sensors there (``<prefix>/sensor/%u/#``: its discovery configs and its state) and no one
+else's; a Home Assistant principal reads all of it and every device's status (the
+sensors' availability), and writes nothing.
 Pure: rules in, rules and text out.
 """
 
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from broker.topics import DEVICE_KINDS, TYPE_OF_KIND, Topics
+from broker.topics import DEVICE_KINDS, TYPE_OF_KIND, HomeAssistantTopics, Topics
 
 SELF, PUBLIC, COORDINATOR, BENCH = "self", "public", "coordinator", "bench"
 SELF_MARK = "%u"
@@ -72,6 +78,8 @@ class Principals:
     everyone: tuple[str, ...] = ()
     bench: str | None = None
     observers: tuple[str, ...] = ()
+    home_assistant: tuple[str, ...] = ()  # Home Assistant instances: discovery and availability
+    discovery_prefix: str = "homeassistant"
 
 
 def check_coverage(rules: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = RULES) -> None:
@@ -132,6 +140,11 @@ def acl_rules(topics: Topics, principals: Principals) -> list[AclRule]:
                     named.setdefault(user, []).append(AclRule(access, kind_filter(topics, kind), user))
     for observer in principals.observers:
         named.setdefault(observer, []).append(AclRule("read", topics.everything, observer))
+    discovery = HomeAssistantTopics(principals.discovery_prefix)
+    patterns.append(AclRule("write", discovery.node(SELF_MARK), None))
+    for user in principals.home_assistant:
+        named.setdefault(user, []).extend([AclRule("read", discovery.everything, user),
+                                           AclRule("read", topics.all_devices("status"), user)])
     return [*patterns, *(rule for user in sorted(named) for rule in named[user])]
 
 

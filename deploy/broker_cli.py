@@ -18,6 +18,8 @@ EXAMPLE = """examples:
       --install-dir /etc/mosquitto/gridmesh --out broker
   gridmesh deploy broker-config --community community.yaml --host 192.168.1.10 --ca broker \\
       --force --out broker
+  gridmesh deploy broker-config --community community.yaml --host 192.168.1.10 \\
+      --home-assistant ha --out broker
 
 Copy OUT to the broker (mosquitto.conf names its files in --install-dir) and give each
 device its devices/<id>/ folder; keep ca.key off the broker. See docs/deployment.md.
@@ -59,6 +61,11 @@ def add_deploy_commands(sub: argparse._SubParsersAction[Any]) -> None:
                         help="a principal that may read every topic (gridmesh monitor); repeatable")
     parser.add_argument("--replica", action="append", default=[], metavar="NAME",
                         help="a ledger replica (gridmesh ledger follow): public data only; repeatable")
+    parser.add_argument("--home-assistant", action="append", default=[], metavar="NAME",
+                        help="a Home Assistant principal: reads every member's MQTT discovery configs, "
+                        "states and status (docs/integrations.md); repeatable")
+    parser.add_argument("--discovery-prefix", default="homeassistant",
+                        help="Home Assistant's MQTT discovery prefix (default homeassistant)")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
     parser.set_defaults(handler=run)
 
@@ -73,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         plan = BrokerPlan(community, args.auth, tuple(args.host), install_dir, args.port, args.bind,
                           args.data_dir, args.days, args.user, args.bench, tuple(args.observer),
-                          tuple(args.replica))
+                          tuple(args.replica), tuple(args.home_assistant), args.discovery_prefix)
     except BrokerConfigError as exc:
         raise UsageError(_option_of(str(exc))) from None
     now = dt.datetime.now(dt.UTC)
@@ -97,5 +104,6 @@ def _option_of(problem: str) -> str:
     """``--option: problem`` for a plan's complaint about one of its fields."""
     first = problem.split(" ", 1)[0]
     options = {"auth": "--auth", "port": "--port", "days": "--days", "install_dir": "--install-dir",
-               "data_dir": "--data-dir", "principal": "--bench/--observer/--replica"}
+               "data_dir": "--data-dir", "principal": "--bench/--observer/--replica/--home-assistant",
+               "discovery_prefix": "--discovery-prefix"}
     return f"{options[first]}: {problem}" if first in options else problem

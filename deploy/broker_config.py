@@ -58,6 +58,8 @@ class BrokerPlan:
     bench: str | None = None  # a test bench's clock master and fault commands
     observers: tuple[str, ...] = ()  # may read everything (gridmesh monitor)
     replicas: tuple[str, ...] = ()  # ledger replicas: public data only
+    home_assistant: tuple[str, ...] = ()  # Home Assistant: discovery configs, states, availability
+    discovery_prefix: str = "homeassistant"  # Home Assistant's MQTT discovery prefix
 
     def __post_init__(self) -> None:
         if self.auth not in AUTH_KINDS:
@@ -69,19 +71,22 @@ class BrokerPlan:
         for name, value in (("install_dir", self.install_dir), ("data_dir", self.data_dir)):
             if not PurePosixPath(value).is_absolute() or re.search(r"\s", value):
                 raise BrokerConfigError(f"{name} must be an absolute path without spaces, got {value!r}")
+        if not re.fullmatch(ID, self.discovery_prefix):
+            raise BrokerConfigError(f"discovery_prefix must match {ID}, got {self.discovery_prefix!r}")
         self.principals()  # checks names
 
     def principals(self) -> tuple[str, ...]:
         """Everyone who gets credentials: the coordinator, the members, then the extras."""
         names = [self.community.coordinator_id, *(m.id for m in self.community.members),
-                 *([self.bench] if self.bench else []), *self.observers, *self.replicas]
+                 *([self.bench] if self.bench else []), *self.observers, *self.replicas,
+                 *self.home_assistant]
         seen: set[str] = set()
         for name in names:
             if not re.fullmatch(ID, name):
                 raise BrokerConfigError(f"principal {name!r} must match {ID}")
             if name in seen:
                 raise BrokerConfigError(f"principal {name!r} is named twice (members, coordinator, "
-                                        "bench, observers and replicas must all differ)")
+                                        "bench, observers, replicas and Home Assistant must all differ)")
             seen.add(name)
         return tuple(names)
 
@@ -140,7 +145,8 @@ def broker_files(plan: BrokerPlan, now: dt.datetime, authority: Authority) -> li
     principals = plan.principals()
     members = tuple(m.id for m in plan.community.members)
     rules = acl_rules(topics, Principals(plan.community.coordinator_id, (*members, *plan.replicas),
-                                         plan.bench, plan.observers))
+                                         plan.bench, plan.observers, plan.home_assistant,
+                                         plan.discovery_prefix))
     server = authority.issue_server(plan.hosts, now, plan.days)
     ca = authority.cert_pem
     files = [

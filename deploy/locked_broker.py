@@ -47,14 +47,15 @@ class LockedBroker:
 
 def start_locked_broker(community: Community, auth: str, folder: Path, workdir: Path, *,
                         host: str = "127.0.0.1", bench: str | None = None,
-                        observers: tuple[str, ...] = (), replicas: tuple[str, ...] = ()) -> LockedBroker:
+                        observers: tuple[str, ...] = (), replicas: tuple[str, ...] = (),
+                        home_assistant: tuple[str, ...] = ()) -> LockedBroker:
     """Generate the files for ``community`` into ``folder`` (which must not exist) and start
     mosquitto from them; ``workdir`` holds its persistence database and output."""
     port = free_port(host)
     run_as = "root" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
     plan = BrokerPlan(community, auth, (host,), str(folder.resolve()), port=port, bind=host,
                       data_dir=str(workdir.resolve()), days=CERT_DAYS, run_as=run_as, bench=bench,
-                      observers=observers, replicas=replicas)
+                      observers=observers, replicas=replicas, home_assistant=home_assistant)
     now = dt.datetime.now(dt.UTC)
     write_all(broker_files(plan, now, Authority.create(community.id, now, CERT_DAYS)), folder, force=False)
     handle = start_broker("mosquitto", port=port, host=host, workdir=workdir,

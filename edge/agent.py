@@ -46,6 +46,8 @@ from broker.model_messages import ModelRelease
 from broker.topics import TopicError, Topics, parse_topic
 from edge.agent_core import AgentCore
 from edge.delivery import Delivery
+from edge.home_assistant import Discovery, HouseholdState
+from edge.metrics import AgentMetrics
 from edge.model_updates import ModelUpdates
 from edge.readings import Readings
 from edge.sd_notify import LoopHealth
@@ -75,6 +77,7 @@ class Agent:
         self, core: AgentCore, devices: HouseholdDevices, endpoint: Endpoint, clock_mode: str,
         delivery: Delivery | None = None, *, session_expiry_s: int = SESSION_EXPIRY_S,
         health: LoopHealth | None = None, wall: Clock | None = None,
+        home_assistant: Discovery | None = None,
     ) -> None:
         self.core = core
         self.devices = devices
@@ -98,6 +101,10 @@ class Agent:
         self._replays: set[asyncio.Task[None]] = set()
         self.finished = asyncio.Event()
         self.running = asyncio.Event()  # connected once, or through a first cycle without the broker
+        self.home_assistant = home_assistant  # discovery on: its configs and a state topic
+        self.household_state = HouseholdState()
+        self.metrics: AgentMetrics | None = None  # set by AgentMetrics: a Prometheus endpoint
+        self.log = logging.LoggerAdapter(log, {"device": core.device})  # JSON logs name the device
         self.updates = ModelUpdates.for_member(core.device, core.community, core.identity, core.forecaster,
                                                core.counts)
 
@@ -105,12 +112,21 @@ class Agent:
     def device(self) -> str:
         return self.core.device
 
+    @property
+    def connected(self) -> bool:
+        return self._bus is not None
+
+    @property
+    def in_island(self) -> bool:
+        """Running its household without the broker (wall clock only)."""
+        return self.clock_mode == "wall" and self._bus is None and self.running.is_set()
+
     async def run(self) -> None:
         """Run until the virtual clock's last tick (bus clock) or until cancelled."""
         def retry(exc: Exception, delay: float) -> None:
             self.core.counts["reconnects"] += 1
             self.running.set()  # without the broker from the start: island mode is running too
-            log.warning("%s: broker %s unreachable (%s); retrying in %.1f s",
+            self.log.warning("%s: broker %s unreachable (%s); retrying in %.1f s",
                         self.device, self.endpoint, exc, delay)
 
         timer = asyncio.create_task(self._wall_clock()) if self.clock_mode == "wall" else None
@@ -142,6 +158,9 @@ class Agent:
                 filters.append(self.topics.tick)
             await bus.subscribe(filters)
             await bus.publish(status_topic, Status(self.device, "online", self.wall.now_s()), retain=True)
+            if self.home_assistant is not None:  # retained: Home Assistant finds them whenever it starts
+                await asyncio.gather(*(bus.publish(topic, payload, retain=True)
+                                       for topic, payload in self.home_assistant.configs()))
             self.core.counts["sessions"] += 1
             self._bus = bus
             reader = finished = None
@@ -165,7 +184,7 @@ class Agent:
             return
         waiting = self.delivery.waiting()
         if waiting:
-            log.info("%s: publishing %d message(s) from the outbox again", self.device, len(waiting))
+            self.log.info("%s: publishing %d message(s) from the outbox again", self.device, len(waiting))
             await asyncio.gather(*(bus.publish(e.topic, e.payload) for e in waiting))
 
     def _replay_soon(self) -> None:
@@ -174,6 +193,19 @@ class Agent:
             task = asyncio.create_task(self._replay_quietly(bus))
             self._replays.add(task)
             task.add_done_callback(self._replays.discard)
+
+    def _household_state_soon(self) -> None:
+        """Publish the household's state for Home Assistant (an answer changed it)."""
+        bus = self._bus
+        if bus is not None and self.home_assistant is not None:
+            task = asyncio.create_task(self._publish_quietly(
+                bus, self.home_assistant.state_topic, self.household_state.payload()))
+            self._replays.add(task)
+            task.add_done_callback(self._replays.discard)
+
+    async def _publish_quietly(self, bus: BusConnection, topic: str, payload: bytes) -> None:
+        with contextlib.suppress(BusError):  # the next slot publishes it again
+            await bus.publish(topic, payload, retain=True)
 
     async def _replay_quietly(self, bus: BusConnection) -> None:
         with contextlib.suppress(BusError):  # the next session replays it all again
@@ -194,7 +226,7 @@ class Agent:
             msg = decode(received.payload)
         except (PayloadError, TopicError) as exc:
             self.core.counts["bad_payload"] += 1
-            log.warning("%s: ignored a bad message on %s: %s", self.device, received.topic, exc)
+            self.log.warning("%s: ignored a bad message on %s: %s", self.device, received.topic, exc)
             return
         ref: str | None = None
         delivery = self.delivery
@@ -221,7 +253,13 @@ class Agent:
             self.core.proofs.on_proof(msg)
         elif isinstance(msg, ModelRelease) and self.updates is not None:
             self.updates.on_release(msg, self.core.history)
+        if ref is not None and self.home_assistant is not None and isinstance(msg, Award | Settlement):
+            self.household_state = (self.household_state.with_award(msg) if isinstance(msg, Award)
+                                    else self.household_state.with_settlement(msg))
+            self._household_state_soon()
         if ref is not None:
+            if delivery is not None and self.metrics is not None:
+                self.metrics.outbox_depth[self.device] = delivery.pending()
             self._awaiting.discard(ref)
             if not self._awaiting:
                 self._answered.set()
@@ -292,7 +330,7 @@ class Agent:
         bus = self._bus
         trading = bus is not None or self.clock_mode == "bus"  # bus: ticks wait for the market
         self.health.cycle_started(self.wall.now_s())
-        started = time.perf_counter()
+        started = cycle_started = time.perf_counter()
         readings = await self.devices.read(t_s)
         read_s = time.perf_counter() - started
         if self.updates is not None:
@@ -304,7 +342,8 @@ class Agent:
         if not trading:
             self.core.counts["island_slots"] += 1
             log.info("%s: slot %d in island mode (broker %s unreachable): battery on its own "
-                     "self-consumption, report queued, no order", self.device, slot, self.endpoint)
+                     "self-consumption, report queued, no order", self.device, slot, self.endpoint,
+                     extra={"device": self.device, "slot": slot})
         started = time.perf_counter()
         if actions.release_battery:
             await self.devices.release_battery()
@@ -320,8 +359,13 @@ class Agent:
         messages = [*actions.messages, *shares]
         if self.delivery is not None:  # kept before it is published
             self.delivery.keep([m for m in messages if not isinstance(m, Telemetry)], t_s)
+        if self.home_assistant is not None:
+            self.household_state = self.household_state.with_readings(readings)
         if bus is not None:
             publishes = []
+            if self.home_assistant is not None:
+                publishes.append(bus.publish(self.home_assistant.state_topic, self.household_state.payload(),
+                                             retain=True))
             for msg in messages:
                 qos = 0 if isinstance(msg, Telemetry) else 1
                 kind = "telemetry" if isinstance(msg, Telemetry) else msg.TYPE
@@ -329,8 +373,12 @@ class Agent:
             try:
                 await asyncio.gather(*publishes)
             except BusError as exc:  # in the outbox: the next session publishes it again
-                log.warning("%s: slot %d: publishing failed (%s)", self.device, slot, exc)
+                log.warning("%s: slot %d: publishing failed (%s)", self.device, slot, exc,
+                            extra={"device": self.device, "slot": slot})
         self.health.cycle_finished(self.wall.now_s())
+        if self.metrics is not None:
+            depth = self.delivery.pending() if self.delivery is not None else None
+            self.metrics.cycle_done(self.device, read_s, time.perf_counter() - cycle_started, depth)
         if not trading:
             self.running.set()  # running without the broker counts as running
 
@@ -342,7 +390,7 @@ class Agent:
             await asyncio.wait_for(self._answered.wait(), ACK_WAIT_S)
         except TimeoutError:
             self.core.counts["answers_missing"] += 1
-            log.warning("%s: no answer for %s within %.0f s", self.device,
+            self.log.warning("%s: no answer for %s within %.0f s", self.device,
                         sorted(self._awaiting), ACK_WAIT_S)
 
     async def _wall_clock(self) -> None:

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,21 +14,26 @@ from broker.bus import Endpoint
 from broker.topics import Topics
 from edge.agent import Agent
 from edge.agent_core import AgentCore
-from edge.config import load_agent_config
+from edge.config import AgentConfig, load_agent_config
 from edge.delivery import Delivery
 from edge.drivers import ModbusHousehold
 from edge.forecast import Forecaster, SeasonalNaive
+from edge.home_assistant import Discovery
+from edge.metrics import AgentMetrics
 from edge.onnx_forecaster import OnnxForecaster
 from edge.outbox import Outbox, OutboxError
 from edge.perfect_forecaster import PerfectForecaster
 from edge.sd_notify import LoopHealth, Notifier, notify_systemd
-from gridmesh import aio
+from gridmesh import __version__, aio
 from gridmesh.cli import UsageError
 from gridmesh.config import relative_to
+from gridmesh.logs import add_log_arguments, configure_logging
+from gridmesh.metrics import MetricsSection, MetricsServer, add_metrics_arguments, metrics_address
 
 EXAMPLE = """examples:
   gridmesh agent --config /etc/gridmesh/agent.yaml
   gridmesh agent --config runs/day1/config/agents/h001.yaml runs/day1/config/agents/h002.yaml
+  gridmesh agent --config /etc/gridmesh/agent.yaml --metrics-port 9465 --log-format json
 """
 
 
@@ -41,7 +45,8 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("--config", type=Path, nargs="+", required=True,
                         help="agent YAML file(s)")
-    parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    add_log_arguments(parser)
+    add_metrics_arguments(parser)
     parser.add_argument("--stats-dir", type=Path,
                         help="write each agent's counters to DIR/<device>.json when it finishes")
     parser.set_defaults(handler=run)
@@ -75,28 +80,57 @@ def build_agent(path: Path, watchdog_s: float | None = None) -> Agent:
     health = LoopHealth(limit_s=max(1, round(watchdog_s or 120)),
                         slot_s=config.community.market.slot_s if section.clock == "wall" else None)
     devices = ModbusHousehold(section.modbus, name=section.device)
-    return Agent(core, devices, endpoint, section.clock, delivery, health=health)
+    return Agent(core, devices, endpoint, section.clock, delivery, health=health,
+                 home_assistant=discovery(config))
 
 
-async def run_agents(paths: list[Path]) -> list[Agent]:
+def discovery(config: AgentConfig) -> Discovery | None:
+    """Home Assistant discovery for the household, if its configuration asks for it."""
+    section, ha = config.section, config.section.home_assistant
+    if ha is None:
+        return None
+    member = config.community.member(section.device)
+    return Discovery(section.device, config.community.id, member.role if member else "prosumer",
+                     has_pv=section.modbus.inverter is not None,
+                     has_battery=section.modbus.battery is not None, prefix=ha.discovery_prefix,
+                     name=ha.name, currency=ha.currency, version=__version__)
+
+
+async def run_agents(paths: list[Path], metrics_at: tuple[str, int] | None = None) -> list[Agent]:
     """Build the agents inside the event loop (their Modbus clients need it) and run them,
-    telling systemd when they run and, while they are healthy, that they still do."""
+    telling systemd when they run and, while they are healthy, that they still do; with
+    ``metrics_at`` (host, port), serving their Prometheus metrics there."""
     notifier = Notifier()
     agents = [build_agent(path, notifier.watchdog_s) for path in paths]
+    server = MetricsServer(AgentMetrics(agents).registry, *metrics_at) if metrics_at else None
     supervisor = asyncio.create_task(notify_systemd(agents, notifier)) if notifier.enabled else None
     try:
         await asyncio.gather(*(agent.run() for agent in agents))
     finally:
         if supervisor is not None:
             supervisor.cancel()
+        if server is not None:
+            server.close()
     return agents
 
 
+def metrics_section(configs: list[AgentConfig]) -> MetricsSection | None:
+    """The one endpoint a process serves: every file that names one must name the same."""
+    sections = {c.section.metrics for c in configs if c.section.metrics is not None}
+    if len(sections) > 1:
+        named = ", ".join(f"{c.source}" for c in configs if c.section.metrics is not None)
+        raise UsageError(f"agent.metrics: one process serves one metrics endpoint, but {named} differ")
+    return next(iter(sections), None)
+
+
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    for path in args.config:
-        load_agent_config(path)  # configuration errors before anything starts
-    agents = aio.run(run_agents(args.config))
+    configs = [load_agent_config(path) for path in args.config]  # errors before anything starts
+    context: dict[str, str | int] = {"community": configs[0].community.id}
+    if len(configs) == 1:
+        context["device"] = configs[0].section.device
+    configure_logging(args.log_level, args.log_format, **context)
+    metrics_at = metrics_address(metrics_section(configs), args)
+    agents = aio.run(run_agents(args.config, metrics_at))
     total: Counter[str] = Counter()
     for agent in agents:
         stats = agent.stats()

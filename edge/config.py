@@ -11,6 +11,8 @@
       clock: bus                     # bus: follow the virtual clock; wall: the system clock
       state_dir: state               # the outbox, <state_dir>/<device>.outbox.db; relative to this file
       planner: horizon               # plan the battery over the forecast horizon (or: slot)
+      metrics: {port: 9465}          # optional: a Prometheus endpoint (host default 127.0.0.1)
+      home_assistant: {discovery_prefix: homeassistant, currency: EUR}  # optional: MQTT discovery
       modbus:
         host: 192.168.1.50
         port: 502
@@ -35,6 +37,7 @@ from broker.identity import Identity
 from broker.messages import ID
 from broker.schema import bounded
 from gridmesh.config import ConfigError, build_with_section, load_identity
+from gridmesh.metrics import MetricsSection
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,15 @@ class ModbusConfig:
 
 
 @dataclass(frozen=True)
+class HomeAssistantSection:
+    """Home Assistant MQTT discovery (edge/home_assistant.py): off without the section."""
+
+    discovery_prefix: str = bounded("homeassistant", pattern=ID)  # Home Assistant's, as set there
+    name: str = bounded("", max_len=100)  # the household's device name there; default "gridmesh <device>"
+    currency: str = bounded("EUR", pattern=r"[A-Z]{3}")  # ISO 4217: the unit of prices and bills
+
+
+@dataclass(frozen=True)
 class AgentSection:
     device: str = bounded(pattern=ID)
     key_file: str = bounded(max_len=4096)
@@ -77,6 +89,8 @@ class AgentSection:
     state_dir: str = bounded("state", max_len=4096)
     outbox_max_age_s: int = bounded(7 * 86_400, min=3600, max=365 * 86_400)  # older messages are dropped
     outbox_max_messages: int = bounded(10_000, min=100, max=1_000_000)  # and the oldest beyond this many
+    metrics: MetricsSection | None = None  # a Prometheus endpoint (docs/integrations.md); off without it
+    home_assistant: HomeAssistantSection | None = None  # MQTT discovery (docs/integrations.md)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from broker.launcher import BrokerError
 from gridmesh import aio
 from gridmesh.cli import UsageError
+from gridmesh.logs import add_log_arguments, configure_logging
 from simulators.compare import baseline_bills
 from simulators.results import (
     Summary,
@@ -78,10 +79,12 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--compare", action="store_true",
                         help="also run the baselines and the community's optimum on the same data")
+    add_log_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level, args.log_format)  # and its participants' (the environment)
     overrides = {name: getattr(args, name) for name in
                  ("households", "slots", "seed", "feeder", "feeder_data", "start", "clock", "speed", "broker",
                   "community_battery_wh", "prices_csv", "forecaster", "planner", "broker_auth")}

@@ -57,7 +57,7 @@ def locked(request: pytest.FixtureRequest,
     members = tuple(Member(i, Identity.derived(i, 1).public_key_hex) for i in ("h001", "h002"))
     community = Community(id="demo", members=members)
     broker = start_locked_broker(community, request.param, folder / "auth", folder / "broker", bench="clock",
-                                 observers=("ops",))
+                                 observers=("ops",), home_assistant=("ha",))
     yield broker
     broker.stop()
 
@@ -250,3 +250,26 @@ def test_an_observer_monitors_with_its_credentials(locked: LockedBroker) -> None
         return out.decode()
 
     assert TOPICS.block in run(scenario())
+
+
+def test_members_publish_their_own_home_assistant_discovery_and_home_assistant_reads_it(
+        locked: LockedBroker) -> None:
+    own, other = "homeassistant/sensor/h001/grid_power/config", "homeassistant/sensor/h002/grid_power/config"
+
+    async def scenario() -> list[Received]:
+        async with connect(locked.endpoint("ha"), "demo-ha", persistent=False) as ha:
+            await ha.subscribe(["homeassistant/#", TOPICS.all_devices("status")])
+            await publish_refused(locked.endpoint("h001"), "demo-h001", other)  # another's sensor
+            await publish_refused(locked.endpoint("h001"), "demo-h001", "homeassistant/switch/h001/x/config")
+            await publish_refused(locked.endpoint("ha"), "demo-ha-writes", TOPICS.device("h001", "order"))
+            async with connect(locked.endpoint("h001"), "demo-h001", persistent=False) as h001:
+                await h001.publish(own, b"{}")
+                await h001.publish(TOPICS.device("h001", "status"), message("h001"))
+            got = []
+            async for received in ha.messages():
+                got.append(received)
+                if len(got) == 2:
+                    return got
+        raise AssertionError("the connection ended")
+
+    assert [r.topic for r in run(scenario())] == [own, TOPICS.device("h001", "status")]
