@@ -14,6 +14,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -195,8 +196,11 @@ class Dom(HTMLParser):
 
 
 def rendered(page: Path) -> Dom:
-    done = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
-                           page.resolve().as_uri()], capture_output=True, text=True, timeout=60, check=True)
+    """The page's DOM after its scripts ran, from a headless Chromium with a profile of its own."""
+    with tempfile.TemporaryDirectory() as profile:
+        command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+                   "--dump-dom", page.resolve().as_uri()]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
     return Dom(done.stdout)
 
 
@@ -243,6 +247,35 @@ def test_chromium_draws_every_chart_of_a_comparison(runs: Runs, tmp_path: Path) 
     charts = embedded(out)["charts"]
     assert set(charts) == {"bills", "flows", "households"}
     check_drawn(rendered(out), charts)
+
+
+POINT_AND_CLICK = """<script>
+const figure = document.getElementById("chart-flows");
+const overlay = figure.querySelector("rect.overlay"), box = overlay.getBoundingClientRect();
+overlay.dispatchEvent(new MouseEvent("mousemove", { clientX: box.left + box.width * (SLOT + 0.5) / SLOTS,
+                                                    clientY: box.top + 10, bubbles: true }));
+figure.querySelector("button.legend-item").click();
+</script>"""
+
+
+def test_pointing_at_a_slot_shows_its_values_and_a_legend_click_hides_a_series(
+        runs: Runs, tmp_path: Path) -> None:
+    charts = embedded(runs.a / "report.html")["charts"]
+    flows, slot = charts["flows"], 3
+    page = tmp_path / "pointed.html"
+    script = POINT_AND_CLICK.replace("SLOTS", str(len(flows["x"]))).replace("SLOT", str(slot))
+    page.write_text((runs.a / "report.html").read_text().replace("</body>", script + "</body>"))
+    dom = rendered(page)
+    tip = next(n for n in dom.find("div", "tooltip", "flows"))
+    assert "hidden" not in tip.attrs
+    shown = [" ".join(n.text) for n in dom.nodes if n.figure == "flows" and n.tag == "span" and n.text]
+    load = flows["series"][0]["values"][slot]
+    assert flows["x"][slot] in [" ".join(n.text) for n in dom.find("div", "tip-title", "flows")]
+    loads = [float(text.split()[1]) for text in shown if text.startswith("load: ")]
+    assert len(loads) == 1 and abs(loads[0] - load) <= 0.05 * max(abs(load), 1), shown  # as rounded to show
+    groups = dom.find("g", "series-group", "flows")
+    assert "hidden" in groups[0].attrs["class"] and "hidden" not in groups[1].attrs["class"]
+    assert "off" in dom.find("button", "legend-item", "flows")[0].attrs["class"]
 
 
 def test_a_script_error_shows_in_the_page(runs: Runs, tmp_path: Path) -> None:
