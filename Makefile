@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "gridmesh needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[embedded-broker,dev,study]'
+	$(BIN)/python -m pip install --quiet -e '.[embedded-broker,dev,study,dashboard]'
 	@touch $(STAMP)
 
 venv: $(STAMP)

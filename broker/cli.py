@@ -8,6 +8,7 @@ from typing import Any
 
 from broker.bus import Endpoint
 from broker.credentials import load_auth_file
+from broker.dashboard.command import run_dashboard
 from broker.launcher import BrokerError, start_broker
 from broker.monitor import watch
 from gridmesh.cli import UsageError
@@ -20,6 +21,9 @@ BROKER_EXAMPLE = """examples:
 MONITOR_EXAMPLE = """examples:
   gridmesh monitor --broker 127.0.0.1:1884 --community demo
   gridmesh monitor --broker 127.0.0.1:1884 --topic 'gm/v1/demo/dev/+/order' --count 10
+  gridmesh monitor --broker 127.0.0.1:1884 --community demo --dashboard
+  gridmesh monitor --broker 127.0.0.1:1884 --registry runs/x/config/community.yaml --dashboard --print
+dashboard keys: f filter by member, p pause/resume, q quit (docs/monitoring.md)
 """
 
 
@@ -45,6 +49,18 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     monitor.add_argument("--broker-auth", type=Path, metavar="FILE",
                          help="an observer's credentials for a locked-down broker (gridmesh deploy "
                          "broker-config --observer NAME writes devices/NAME/broker_auth.yaml)")
+    monitor.add_argument("--dashboard", action="store_true",
+                         help="a terminal dashboard of the community instead of lines (the dashboard extra)")
+    monitor.add_argument("--print", action="store_true", dest="print_frame",
+                         help="with --dashboard: print one frame as text after --count messages or "
+                         "--seconds, and exit (no terminal needed)")
+    monitor.add_argument("--seconds", type=float, default=5.0,
+                         help="with --dashboard --print: listen at most this long (default 5)")
+    monitor.add_argument("--registry", type=Path, metavar="FILE",
+                         help="with --dashboard: the community registry (community.yaml), for the feeder "
+                         "limits and the members not yet heard of")
+    monitor.add_argument("--filter", default="", metavar="TERMS",
+                         help="with --dashboard: show only members whose id contains one of these words")
     monitor.set_defaults(handler=run_monitor)
 
 
@@ -73,6 +89,11 @@ def run_monitor(args: argparse.Namespace) -> int:
         raise UsageError(f"--count must be at least 1, got {args.count}")
     topic = args.topic or f"gm/v1/{args.community or '+'}/#"
     credentials = load_auth_file(args.broker_auth) if args.broker_auth else None
+    if args.dashboard:
+        return run_dashboard(endpoint, args.topic, args.community, args.registry, credentials,
+                             args.print_frame, args.count, args.seconds, args.filter)
+    if args.print_frame or args.registry or args.filter:
+        raise UsageError("--print, --registry and --filter go with --dashboard")
     try:
         watch(endpoint.host, endpoint.port, topic, args.count, credentials=credentials)
     except OSError as exc:

@@ -8,9 +8,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
 from broker.codec import PayloadError
 from broker.credentials import Credentials, client_arguments
 from broker.messages import (
+    MESSAGE_TYPES,
     Award,
     BlockHeader,
     Clearing,
@@ -27,7 +31,7 @@ from broker.messages import (
     decode,
 )
 from broker.model_messages import ForecastShare, ModelRelease
-from broker.topics import PREFIX, TopicError, parse_topic
+from broker.topics import PREFIX, TYPE_OF_KIND, TopicError, parse_topic
 
 
 def _fields(msg: Message) -> str:
@@ -76,28 +80,38 @@ def format_message(topic: str, msg: Message, t_s: float | None = None) -> str:
     return f"{stamp} {short} {msg.TYPE} {_fields(msg)}"
 
 
+def decode_by_topic(topic: str, payload: bytes) -> Message:
+    """The message ``payload`` holds, of the type ``topic`` carries; PayloadError or
+    TopicError says why it is none."""
+    return decode(payload, MESSAGE_TYPES[TYPE_OF_KIND[parse_topic(topic).kind]])
+
+
 def format_payload(topic: str, payload: bytes, t_s: float | None = None) -> str:
     """Decode by topic and format; a payload that does not decode gives a ``!!`` line."""
-    from broker.messages import MESSAGE_TYPES
-    from broker.topics import TYPE_OF_KIND
-
     try:
-        expected = MESSAGE_TYPES[TYPE_OF_KIND[parse_topic(topic).kind]]
-        return format_message(topic, decode(payload, expected), t_s)
+        return format_message(topic, decode_by_topic(topic, payload), t_s)
     except (PayloadError, TopicError) as exc:
         return f"!! {topic}: {exc}"
+
+
+def paho_client(credentials: Credentials | None = None) -> mqtt.Client:
+    """A paho client (callback API 2) that logs in with ``credentials`` when given: an
+    observer's, for a locked-down broker."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    arguments = client_arguments(credentials)
+    if "username" in arguments:
+        client.username_pw_set(arguments["username"], arguments["password"])
+    if "tls_context" in arguments:
+        client.tls_set_context(arguments["tls_context"])
+    return client
 
 
 def watch(host: str, port: int, topic_filter: str, count: int | None,
           emit: Callable[[str], None] = print, credentials: Credentials | None = None) -> int:
     """Print messages until ``count`` have been seen (or forever); returns how many.
     ``credentials``: an observer's, for a locked-down broker."""
-    import paho.mqtt.client as mqtt
-
     seen = 0
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client = paho_client(credentials)
 
     def on_connect(c: mqtt.Client, _u: object, _f: object, _rc: object, _p: object = None) -> None:
         c.subscribe(topic_filter, qos=1)
@@ -113,11 +127,6 @@ def watch(host: str, port: int, topic_filter: str, count: int | None,
 
     client.on_connect = on_connect
     client.on_message = on_message
-    arguments = client_arguments(credentials)
-    if "username" in arguments:
-        client.username_pw_set(arguments["username"], arguments["password"])
-    if "tls_context" in arguments:
-        client.tls_set_context(arguments["tls_context"])
     client.connect(host, port)
     client.loop_forever()
     return seen

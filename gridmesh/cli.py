@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "simulators.fault_cli",
     "simulators.drill_cli",
     "simulators.forecast_cli",
+    "simulators.replay_cli",
     "simulators.report.cli",
     "broker.cli",
     "coordinator.cli",
