@@ -18,8 +18,9 @@ from coordinator.store import CoordinatorStore, StoreError
 from gridmesh import aio
 from gridmesh.cli import UsageError
 from gridmesh.logs import add_log_arguments, configure_logging
-from gridmesh.metrics import MetricsServer, add_metrics_arguments, metrics_address
+from gridmesh.metrics import add_metrics_arguments, metrics_address
 from gridmesh.onnx_linear import ModelFormatError, OnnxUnavailable
+from gridmesh.prometheus import MetricsServer
 from ledger.store import LedgerStore
 from ledger.writer import LedgerWriter
 

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from broker.bus import SESSION_EXPIRY_S, BusConnection, BusError, Endpoint, Received, connect, keep_connected
 from broker.clock import Clock, WallClock
@@ -47,10 +47,12 @@ from broker.topics import TopicError, Topics, parse_topic
 from edge.agent_core import AgentCore
 from edge.delivery import Delivery
 from edge.home_assistant import Discovery, HouseholdState
-from edge.metrics import AgentMetrics
 from edge.model_updates import ModelUpdates
 from edge.readings import Readings
 from edge.sd_notify import LoopHealth
+
+if TYPE_CHECKING:
+    from edge.metrics import AgentMetrics  # loaded only by a process that serves metrics
 
 log = logging.getLogger("gridmesh.edge")
 ACK_WAIT_S = 30.0

@@ -19,7 +19,6 @@ from edge.delivery import Delivery
 from edge.drivers import ModbusHousehold
 from edge.forecast import Forecaster, SeasonalNaive
 from edge.home_assistant import Discovery
-from edge.metrics import AgentMetrics
 from edge.onnx_forecaster import OnnxForecaster
 from edge.outbox import Outbox, OutboxError
 from edge.perfect_forecaster import PerfectForecaster
@@ -28,7 +27,7 @@ from gridmesh import __version__, aio
 from gridmesh.cli import UsageError
 from gridmesh.config import relative_to
 from gridmesh.logs import add_log_arguments, configure_logging
-from gridmesh.metrics import MetricsSection, MetricsServer, add_metrics_arguments, metrics_address
+from gridmesh.metrics import MetricsSection, add_metrics_arguments, metrics_address
 
 EXAMPLE = """examples:
   gridmesh agent --config /etc/gridmesh/agent.yaml
@@ -102,7 +101,12 @@ async def run_agents(paths: list[Path], metrics_at: tuple[str, int] | None = Non
     ``metrics_at`` (host, port), serving their Prometheus metrics there."""
     notifier = Notifier()
     agents = [build_agent(path, notifier.watchdog_s) for path in paths]
-    server = MetricsServer(AgentMetrics(agents).registry, *metrics_at) if metrics_at else None
+    server = None
+    if metrics_at is not None:  # prometheus-client is loaded only here: 4.5 MB an agent without it saves
+        from edge.metrics import AgentMetrics
+        from gridmesh.prometheus import MetricsServer
+
+        server = MetricsServer(AgentMetrics(agents).registry, *metrics_at)
     supervisor = asyncio.create_task(notify_systemd(agents, notifier)) if notifier.enabled else None
     try:
         await asyncio.gather(*(agent.run() for agent in agents))

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import Metric
 
-from gridmesh.metrics import LATENCY_BUCKETS_S, counter, gauge
+from gridmesh.metrics import LATENCY_BUCKETS_S
+from gridmesh.prometheus import counter, gauge
 
 if TYPE_CHECKING:
     from edge.agent import Agent

@@ -21,7 +21,8 @@ from coordinator.rejections import OTHER, reason_label
 from deploy.pki import Authority
 from gridmesh.cli import UsageError, main
 from gridmesh.logs import LOG_FORMAT_ENV, JsonFormatter
-from gridmesh.metrics import MetricsSection, MetricsServer, metrics_address
+from gridmesh.metrics import MetricsSection, metrics_address
+from gridmesh.prometheus import MetricsServer
 
 PASSWORD = "s3cret-Pa55word-never-logged"
 

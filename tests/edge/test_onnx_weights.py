@@ -61,11 +61,12 @@ def test_bytes_that_are_not_a_protocol_buffer_are_refused(data: bytes, problem: 
         float_initializers(data)
 
 
-def test_the_agent_loads_its_models_without_importing_onnx() -> None:
-    """onnx and protobuf cost an agent ~16 MB and 0.7 s at start; the edge does not ship them."""
+def test_an_agent_without_metrics_loads_neither_onnx_nor_prometheus_client() -> None:
+    """onnx and protobuf would cost an agent ~16 MB and 0.7 s at start, and the edge does
+    not ship them; prometheus-client (4.5 MB) is loaded only to serve metrics."""
     code = ("import sys; from edge.onnx_forecaster import OnnxForecaster; import edge.cli; "
             "f = OnnxForecaster(pv_peak_w=5000); assert not f.problems, f.problems; "
-            "print(sorted(m for m in sys.modules "
-            "if m.split('.')[0] == 'onnx' or m.startswith('google.protobuf')))")
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnx', 'prometheus_client') "
+            "or m.startswith('google.protobuf')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
