@@ -53,6 +53,7 @@ class DashboardView(App[None]):
     def __init__(self, terms: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.terms = terms
+        self._rows: list[tuple[str, ...]] = []  # the device rows on screen
 
     def compose(self) -> ComposeResult:
         yield Static(id="header")
@@ -65,7 +66,7 @@ class DashboardView(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#devices", DataTable).add_columns(*DEVICE_COLUMNS)
+        self.query_one("#devices", DataTable).add_columns(*((name, name) for name in DEVICE_COLUMNS))
         self.show()
 
     def shown(self) -> tuple[DashboardState, str, bool]:
@@ -75,13 +76,25 @@ class DashboardView(App[None]):
     def show(self) -> None:
         state, source, paused = self.shown()
         self.query_one("#header", Static).update("\n".join(header_lines(state, source, self.terms, paused)))
-        table = self.query_one("#devices", DataTable)
-        table.clear()
-        for row in device_rows(state, self.terms):
-            table.add_row(*row, key=row[0])
+        self._show_devices(device_rows(state, self.terms))
         market = [*market_lines(state, self.terms), *feeder_lines(state, self.terms)]
         self.query_one("#market", Static).update("\n".join(market))
         self.query_one("#rejections", Static).update("\n".join(rejection_lines(state, self.terms)))
+
+    def _show_devices(self, rows: list[tuple[str, ...]]) -> None:
+        """Change only the cells that changed, so the table keeps its scroll and cursor; rebuild
+        it when the devices shown change."""
+        table = self.query_one("#devices", DataTable)
+        if [row[0] for row in rows] != [row[0] for row in self._rows]:
+            table.clear()
+            for row in rows:
+                table.add_row(*row, key=row[0])
+        else:
+            for row, before in zip(rows, self._rows, strict=True):
+                for column, value, old in zip(DEVICE_COLUMNS, row, before, strict=True):
+                    if value != old:
+                        table.update_cell(row[0], column, value, update_width=True)
+        self._rows = rows
 
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)
