@@ -46,6 +46,8 @@ def run_dashboard(endpoint: Endpoint, topic: str | None, community_id: str | Non
                   seconds: float, filter_text: str = "") -> int:
     community, chosen = load_registry(registry, community_id)
     if not print_frame:
+        if count is not None:
+            raise UsageError("--count with --dashboard goes with --print (the terminal view runs until q)")
         require_terminal("--dashboard")
     if seconds <= 0:
         raise UsageError(f"--seconds must be positive, got {seconds:g}")

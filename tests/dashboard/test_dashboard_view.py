@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 from dashboard_traffic import SLOT, before_gate, community, gate, presence
 from textual.widgets import DataTable, Input, Static
 
 from broker.dashboard.app import DashboardView, PlaybackDashboard
 from broker.dashboard.state import DashboardState
+from broker.schema import to_dict
 from gridmesh.cli import main
 from simulators.playback import build_frames
 
@@ -94,8 +97,22 @@ def test_the_terminal_view_without_textual_says_how_to_install_it(
     assert "pip install 'gridmesh[dashboard]'" in capsys.readouterr().err
 
 
-def test_dashboard_options_need_the_dashboard(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["monitor", "--broker", "127.0.0.1:9", "--print"]) == 2
-    assert "--print, --registry and --filter go with --dashboard" in capsys.readouterr().err
-    assert main(["monitor", "--broker", "127.0.0.1:9", "--dashboard", "--print"]) == 2
-    assert "give --community ID or --registry FILE" in capsys.readouterr().err
+def test_what_is_wrong_with_the_dashboards_arguments_is_named(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    dashboard = ["monitor", "--broker", "127.0.0.1:9", "--dashboard"]
+    registry = tmp_path / "community.yaml"
+    registry.write_text(yaml.safe_dump({**to_dict(community()), "tarif": {}}))
+    for argv, problem in [
+        (["monitor", "--broker", "127.0.0.1:9", "--print"], "--print, --registry and --filter go with"),
+        ([*dashboard, "--print"], "give --community ID or --registry FILE"),
+        ([*dashboard, "--registry", str(registry)], f"{registry}: tarif: unknown key"),
+        ([*dashboard, "--community", "demo", "--count", "3"], "--count with --dashboard goes with --print"),
+        ([*dashboard, "--community", "demo", "--print", "--seconds", "0"], "--seconds must be positive"),
+        ([*dashboard, "--community", "demo", "--print"], "cannot reach the broker at 127.0.0.1:9"),
+    ]:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert problem in err and len(err.splitlines()) == 1, (argv, err)
+    registry.write_text(yaml.safe_dump(to_dict(community())))
+    assert main([*dashboard, "--registry", str(registry), "--community", "other", "--print"]) == 2
+    assert "--community other is not the registry's community" in capsys.readouterr().err
