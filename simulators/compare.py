@@ -10,6 +10,14 @@ Four scenarios on the same households, profiles, limits and tariff, over the run
 
 The efficiency ratio ``(a - c) / (a - d)`` is the share of the possible saving the
 system achieved. (a) and (b) are stepped once per slot with :mod:`simulators.physics`.
+
+Scenarios end with different amounts of energy in their batteries: (a) with what it
+began with, (b) and (c) often fuller, (d) at least as full. Over a short run that
+difference can outweigh the bills (a run that filled its batteries at noon looks worse
+than one that sold the same energy). So each scenario also has a *valued* bill: the bill
+less its batteries' change in stored energy at the feed-in price of the run's last slot,
+what that energy would surely fetch; the optimum is solved under that same score, and
+the efficiency on valued bills sits beside the plain one.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from broker.community import Community, Tariff
-from broker.units import SECONDS_PER_HOUR
+from broker.units import SECONDS_PER_HOUR, money_u
 from simulators.optimum import OptHousehold, solve_optimum
 from simulators.physics import MWH_PER_WH, HouseholdSpec, initial_state, step, stored_wh
 from simulators.profiles import ProfileSet
@@ -41,29 +49,50 @@ class Scenario:
 @dataclass(frozen=True)
 class Comparison:
     scenarios: dict[str, Scenario]
+    stored_price_u_per_kwh: int = 0  # what stored energy is worth: the run's last feed-in price
+
+    def valued_bill_u(self, key: str) -> int:
+        """The scenario's bill less its change in stored energy at ``stored_price_u_per_kwh``."""
+        s = self.scenarios[key]
+        return s.bill_u - money_u(s.stored_change_wh, self.stored_price_u_per_kwh)
 
     @property
     def efficiency(self) -> float | None:
-        """(a - c) / (a - d); None when the optimum saves nothing."""
-        a, c, d = (self.scenarios[k].bill_u for k in "acd")
-        return None if a == d else (a - c) / (a - d)
+        """(a - c) / (a - d) on the bills; None when the optimum saves nothing."""
+        return _ratio(*(self.scenarios[k].bill_u for k in "acd"))
+
+    @property
+    def efficiency_valued(self) -> float | None:
+        """(a - c) / (a - d) on the valued bills."""
+        return _ratio(*(self.valued_bill_u(k) for k in "acd"))
 
     def lines(self) -> list[str]:
         money = 1_000_000
-        out = [f"{'scenario':<40} {'bill':>10} {'grid import':>12} {'grid export':>12} {'stored':>9}"]
+        out = [f"{'scenario':<40} {'bill':>10} {'grid import':>12} {'grid export':>12} {'stored':>9} "
+               f"{'valued':>8}"]
         for key in SCENARIOS:
             s = self.scenarios[key]
             out.append(f"({key}) {TITLES[key]:<36} {s.bill_u / money:>10.2f} "
                        f"{s.grid_import_wh / 1000:>8.1f} kWh {s.grid_export_wh / 1000:>8.1f} kWh "
-                       f"{s.stored_change_wh / 1000:>+5.1f} kWh")
-        ratio = self.efficiency
-        out.append("efficiency (a - c) / (a - d): " + ("n/a (nothing to save)" if ratio is None
-                                                      else f"{ratio:.3f}"))
+                       f"{s.stored_change_wh / 1000:>+5.1f} kWh {self.valued_bill_u(key) / money:>8.2f}")
+        out.append("efficiency (a - c) / (a - d): " + _ratio_text(self.efficiency))
+        out.append("  on valued bills:           " + _ratio_text(self.efficiency_valued) + " (the bill less "
+                   f"the stored energy gained, at {self.stored_price_u_per_kwh / money:.3f}/kWh)")
         return out
 
     def as_dict(self) -> dict[str, object]:
-        return {"scenarios": {k: dataclasses.asdict(v) for k, v in self.scenarios.items()},
-                "efficiency": self.efficiency}
+        return {"scenarios": {k: {**dataclasses.asdict(v), "valued_bill_u": self.valued_bill_u(k)}
+                              for k, v in self.scenarios.items()},
+                "stored_price_u_per_kwh": self.stored_price_u_per_kwh,
+                "efficiency": self.efficiency, "efficiency_valued": self.efficiency_valued}
+
+
+def _ratio(a: int, c: int, d: int) -> float | None:
+    return None if a == d else (a - c) / (a - d)
+
+
+def _ratio_text(ratio: float | None) -> str:
+    return "n/a (nothing to save)" if ratio is None else f"{ratio:.3f}"
 
 
 @dataclass(frozen=True)
@@ -130,7 +159,7 @@ def baseline_bills(
 
 def optimum(
     households: Sequence[HouseholdSpec], data: dict[str, SlotData], community: Community, tariff: Tariff,
-    first_slot: int,
+    first_slot: int, stored_price_u_per_kwh: int = 0,
 ) -> Scenario:
     slot_s = community.market.slot_s
     slots = len(next(iter(data.values())).load_wh) if data else 0
@@ -154,7 +183,7 @@ def optimum(
     grid = community.grid
     prices = [tariff.at((first_slot + t) * slot_s) for t in range(slots)]
     result = solve_optimum(members, [(p.import_u_per_kwh, p.feedin_u_per_kwh) for p in prices], slot_s,
-                           grid.import_limit_wh(slot_s), grid.export_limit_wh(slot_s))
+                           grid.import_limit_wh(slot_s), grid.export_limit_wh(slot_s), stored_price_u_per_kwh)
     return Scenario(result.bill_u, result.grid_import_wh, result.grid_export_wh, result.stored_change_wh)
 
 
@@ -165,9 +194,10 @@ def compare(
     slot_s = community.market.slot_s
     data = {h.id: slot_data(h, profiles, first_slot, slots, slot_s) for h in households}
     tariff = community.tariff
+    stored_price = tariff.at((first_slot + slots - 1) * slot_s).feedin_u_per_kwh
     return Comparison({
         "a": no_trading(households, data, first_slot, slot_s, tariff, self_consumption=False),
         "b": no_trading(households, data, first_slot, slot_s, tariff, self_consumption=True),
         "c": as_run,
-        "d": optimum(households, data, community, tariff, first_slot),
-    })
+        "d": optimum(households, data, community, tariff, first_slot, stored_price),
+    }, stored_price)

@@ -7,7 +7,9 @@ efficiency (the loss booked on charging, as in :mod:`simulators.physics`), each
 member's connection limits and the feeder's import and export limits. Energy traded
 between members costs the community nothing, so only its exchange with the grid is
 priced. Each battery must end with at least the energy it started with, so the optimum
-cannot win by emptying them.
+cannot win by emptying them; what it stores beyond that is worth ``stored_value_u_per_kwh``
+(the comparison values every scenario's stored energy at the run's last feed-in price, so
+the optimum is the best plan under the very score it is compared by).
 
 Per household ``h`` and slot ``t`` (energies in Wh over the slot)::
 
@@ -16,6 +18,7 @@ Per household ``h`` and slot ``t`` (energies in Wh over the slot)::
     sum_h (imp - exp) - grid_import + grid_export = 0            (the feeder)
 
     minimise  sum_t  import_price[t] * grid_import[t] - feedin_price[t] * grid_export[t]
+              - stored_value * sum_h stored[h, last]
 
 The bounds carry the limits. Pure numerics on the inputs given; scipy is imported when
 solving (the ``study`` extra).
@@ -64,10 +67,12 @@ class OptimumError(RuntimeError):
 
 def solve_optimum(
     households: Sequence[OptHousehold], prices: Sequence[tuple[int, int]], slot_s: int,
-    feeder_import_wh: int, feeder_export_wh: int,
+    feeder_import_wh: int, feeder_export_wh: int, stored_value_u_per_kwh: int = 0,
 ) -> OptimumResult:
-    """The least the community can pay over ``len(prices)`` slots; ``prices`` holds
-    (import, feed-in) in micro-units per kWh for each slot."""
+    """The least the community can pay over ``len(prices)`` slots, less what the batteries
+    end with beyond their start valued at ``stored_value_u_per_kwh``; ``prices`` holds
+    (import, feed-in) in micro-units per kWh for each slot. The result's bill is what the
+    grid is paid, without that value."""
     try:
         from scipy.optimize import linprog
         from scipy.sparse import coo_matrix
@@ -136,6 +141,9 @@ def solve_optimum(
     for t, (import_price, feedin_price) in enumerate(prices):
         cost[base_grid + 2 * t] = import_price / 1000  # u per Wh
         cost[base_grid + 2 * t + 1] = -feedin_price / 1000
+    for h, house in enumerate(households):
+        if house.capacity_wh:
+            cost[var(h, slots - 1, sto_)] = -stored_value_u_per_kwh / 1000
     matrix = coo_matrix((vals, (rows, cols)), shape=(row, n_vars)).tocsr()
     solved = linprog(cost, A_eq=matrix, b_eq=np.array(rhs), bounds=np.column_stack([lower, upper]),
                      method="highs")
@@ -147,8 +155,10 @@ def solve_optimum(
     stored_change = sum(x[var(h, slots - 1, sto_)] - house.stored_wh
                         for h, house in enumerate(households) if house.capacity_wh)
     curtailed = sum(x[var(h, t, cur_)] for h in range(len(households)) for t in range(slots))
+    bill = sum(imp_price * x[base_grid + 2 * t] - feedin_price * x[base_grid + 2 * t + 1]
+               for t, (imp_price, feedin_price) in enumerate(prices)) / 1000
     return OptimumResult(
-        bill_u=round(float(solved.fun)), grid_import_wh=round(float(grid_import.sum())),
+        bill_u=round(float(bill)), grid_import_wh=round(float(grid_import.sum())),
         grid_export_wh=round(float(grid_export.sum())), curtailed_wh=round(float(curtailed)),
         stored_change_wh=round(float(stored_change)), status=str(solved.message),
     )

@@ -179,6 +179,9 @@ def savings_chart(households: Sequence[Row], kpis: Sequence[Row]) -> Chart:
 def scenario_chart(compare: dict[str, Any], titles: dict[str, str]) -> Chart:
     scenarios = compare["scenarios"]
     keys = [key for key in titles if key in scenarios]
+    bars = [series("bill", [money(scenarios[key]["bill_u"]) for key in keys])]
+    if all("valued_bill_u" in scenarios[key] for key in keys):
+        bars.append(series("bill less stored energy gained", [money(scenarios[key]["valued_bill_u"])
+                                                              for key in keys]))
     return {"kind": "bars", "title": "The community's bill in each scenario", "unit": "",
-            "categories": [f"({key}) {titles[key]}" for key in keys],
-            "series": [series("bill", [money(scenarios[key]["bill_u"]) for key in keys])]}
+            "categories": [f"({key}) {titles[key]}" for key in keys], "series": bars}

@@ -115,9 +115,11 @@ def totals_rows(a: RunData, b: RunData) -> list[tuple[str, str, str, str]]:
         va, vb = get(a.summary), get(b.summary)
         diff = "" if va is None or vb is None else ("+" if vb >= va else "") + form.format(vb - va)
         rows.append((label, _shown(va, form), _shown(vb, form), diff))
-    ea, eb = (run.folder.compare.get("efficiency") if run.folder.compare else None for run in (a, b))
-    if ea is not None and eb is not None:
-        rows.append(("efficiency (a - c) / (a - d)", f"{ea:.3f}", f"{eb:.3f}", f"{eb - ea:+.3f}"))
+    for key, label in (("efficiency", "efficiency (a - c) / (a - d)"),
+                       ("efficiency_valued", "efficiency on bills less stored energy gained")):
+        ea, eb = (run.folder.compare.get(key) if run.folder.compare else None for run in (a, b))
+        if ea is not None and eb is not None:
+            rows.append((label, f"{ea:.3f}", f"{eb:.3f}", f"{eb - ea:+.3f}"))
     return rows
 
 

@@ -99,6 +99,8 @@ def test_the_charts_data_is_the_runs_data(runs: Runs) -> None:
     compare = json.loads((runs.a / "compare.json").read_text())
     bills = [compare["scenarios"][key]["bill_u"] / 1e6 for key in "abcd"]
     assert charts["scenarios"]["series"][0]["values"] == bills
+    valued = [compare["scenarios"][key]["valued_bill_u"] / 1e6 for key in "abcd"]
+    assert charts["scenarios"]["series"][1]["values"] == valued
 
 
 def test_gridmesh_report_writes_the_same_page_again(runs: Runs, tmp_path: Path,

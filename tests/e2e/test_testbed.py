@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from broker.units import money_u
 from gridmesh.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
@@ -256,6 +257,16 @@ def test_compare_sets_the_run_between_the_baselines_and_the_optimum(tmp_path: Pa
     assert compared["scenarios"]["c"]["stored_change_wh"] >= 0 and bills["d"] <= bills["c"]
     assert compared["scenarios"]["d"]["stored_change_wh"] >= 0
     assert compared["efficiency"] == pytest.approx((bills["a"] - bills["c"]) / (bills["a"] - bills["d"]))
+    # What each scenario's batteries gained is worth the run's last feed-in price, and the
+    # optimum is the best plan under that score too.
+    price = compared["stored_price_u_per_kwh"]
+    assert price == 80_000  # the default flat tariff's feed-in price
+    valued = {k: v["valued_bill_u"] for k, v in compared["scenarios"].items()}
+    assert all(valued[k] == bills[k] - money_u(compared["scenarios"][k]["stored_change_wh"], price)
+               for k in "abcd")
+    assert valued["d"] <= min(valued["a"], valued["b"], valued["c"])
+    ratio = (valued["a"] - valued["c"]) / (valued["a"] - valued["d"])
+    assert compared["efficiency_valued"] == pytest.approx(ratio)
 
 
 def test_time_of_use_and_dynamic_prices_reach_the_settlements(tmp_path: Path) -> None:

@@ -52,3 +52,12 @@ def test_the_battery_power_limits_hold() -> None:
 def test_an_import_limit_that_cannot_be_met_is_reported() -> None:
     with pytest.raises(OptimumError, match="no solution"):
         solve_optimum([house([1000], [0])], [PRICES], 900, 500, BIG)
+
+
+def test_stored_energy_worth_more_than_its_export_stays_in_the_battery() -> None:
+    # 1000 Wh of PV: exported it fetches 80 u per Wh; charged, 900 Wh stay, worth 200 u each.
+    pv = [house([0], [1000], **battery(90))]
+    sold = solve_optimum(pv, [PRICES], 900, BIG, BIG, stored_value_u_per_kwh=80_000)
+    assert (sold.bill_u, sold.stored_change_wh) == (-1000 * 80, 0)
+    kept = solve_optimum(pv, [PRICES], 900, BIG, BIG, stored_value_u_per_kwh=200_000)
+    assert (kept.bill_u, kept.grid_export_wh, kept.stored_change_wh) == (0, 0, 900)  # the bill leaves it out
