@@ -68,6 +68,9 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
                         help="households whose agent runs outside the testbed (an installed bundle, a "
                         "device): their configuration and key are written, RUN/external.json names "
                         "them and the run waits for them")
+    parser.add_argument("--metrics", action="store_true", default=None,
+                        help="serve Prometheus metrics from the coordinator and each agent process on "
+                        "local ports, named in RUN/metrics.json (docs/integrations.md)")
     parser.add_argument("--clock", choices=("virtual", "realtime"), help="default virtual")
     parser.add_argument("--speed", type=int, help="virtual seconds per wall second (realtime)")
     parser.add_argument("--broker", choices=("auto", "mosquitto", "embedded"),
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level, args.log_format)  # and its participants' (the environment)
     overrides = {name: getattr(args, name) for name in
                  ("households", "slots", "seed", "feeder", "feeder_data", "start", "clock", "speed", "broker",
-                  "community_battery_wh", "prices_csv", "forecaster", "planner", "broker_auth")}
+                  "community_battery_wh", "prices_csv", "forecaster", "planner", "broker_auth", "metrics")}
     overrides["federated_round_slots"] = args.federated_round_slots
     if args.external_agents is not None:
         names = args.external_agents.split(",")

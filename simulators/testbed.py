@@ -46,6 +46,7 @@ from simulators.supervisor import RunControl, Supervisor
 from simulators.testbed_broker import start_testbed_broker
 from simulators.testbed_config import FaultSpec, TestbedConfig, TestbedSection
 from simulators.testbed_errors import TestbedError, tail
+from simulators.testbed_metrics import HOST, MetricsPorts, announce_metrics
 
 AGENT_STATS = "agents"  # each agent's counters, <device>.json
 STATE = "state"  # each agent's state directory (its outbox), <device>/
@@ -99,6 +100,7 @@ def _write_configs(
     households: tuple[HouseholdSpec, ...], farm: DeviceFarm, broker: Endpoint, last_slot: int,
     forecaster: str = "onnx", planner: str = "horizon",
     broker_auth: Callable[[str, Path], dict[str, str] | None] = lambda _principal, _folder: None,
+    metrics_port: int | None = None,
 ) -> tuple[Path, list[Path]]:
     config_dir = out / "config"
     keys = config_dir / "keys"
@@ -110,7 +112,8 @@ def _write_configs(
     coordinator_file.write_text(yaml.safe_dump({
         "coordinator": {"key_file": "keys/coordinator.key", "broker": str(broker),
                         "clock": "bus", "data_dir": str(out.resolve()),
-                        **_auth(broker_auth(community.coordinator_id, config_dir))},
+                        **_auth(broker_auth(community.coordinator_id, config_dir)),
+                        **({"metrics": {"port": metrics_port, "host": HOST}} if metrics_port else {})},
         "community": "community.yaml",
     }, sort_keys=False))
     agent_files = []
@@ -244,9 +247,11 @@ async def run_testbed(config: TestbedConfig, out: Path, control: RunControl | No
     try:
         await farm.start()
         endpoint = Endpoint(broker.host, broker.port)
+        metrics = MetricsPorts.pick(tb.processes) if tb.metrics else None
         coordinator_file, agent_files = _write_configs(
             out, community, coordinator_id, identities, households, farm, endpoint,
             first_slot + tb.slots - 1, tb.forecaster, tb.planner, run_broker.auth_section,
+            metrics.coordinator if metrics else None,
         )
         supervisor = control.supervisor if control is not None else Supervisor()
         if control is not None:
@@ -264,14 +269,20 @@ async def run_testbed(config: TestbedConfig, out: Path, control: RunControl | No
             ["coordinator", "--config", str(coordinator_file)], log_path), log_path))
         external = _announce_external(out, endpoint, agent_files, tb.external_agents)
         groups = tb.processes
+        endpoints = {"coordinator": metrics.coordinator} if metrics else {}
         for index in range(groups):
             chunk = [path for path in agent_files[index::groups] if path not in external]
             if not chunk:
                 continue
             log_path = logs / f"agents-{index + 1}.log"
+            extra = metrics.agent_args(index) if metrics else []
             processes.append((f"agents-{index + 1}", await supervisor.spawn(
-                ["agent", "--stats-dir", str(out / AGENT_STATS), "--config", *map(str, chunk)],
+                ["agent", "--stats-dir", str(out / AGENT_STATS), *extra, "--config", *map(str, chunk)],
                 log_path), log_path))
+            if metrics:
+                endpoints[f"agents-{index + 1}"] = metrics.agents[index]
+        if metrics:
+            announce_metrics(out, endpoints)
 
         topics = Topics(community.id)
         participants = [community.coordinator_id, *(h.id for h in households)]

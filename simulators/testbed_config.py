@@ -27,6 +27,8 @@
       federated_round_slots: 0   # federated forecaster rounds every this many slots (0: the
                                  # community's forecasting.round_slots)
       external_agents: []  # households whose agent runs outside the testbed (RUN/external.json)
+      metrics: false      # Prometheus endpoints on the coordinator and each agent process
+                          # (RUN/metrics.json names them; docs/integrations.md#metrics-prometheus)
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ class TestbedSection:
     # households whose agent runs outside the testbed (an installed bundle, a real device):
     # the testbed writes their configuration and key, starts no agent for them and waits
     external_agents: tuple[str, ...] = ()
+    # Prometheus endpoints on the coordinator and each agent process, on free local ports
+    metrics: bool = False
 
     def __post_init__(self) -> None:
         try:
