@@ -11,17 +11,10 @@ from broker.launcher import BrokerError
 from gridmesh import aio
 from gridmesh.cli import UsageError
 from gridmesh.logs import add_log_arguments, configure_logging
-from simulators.compare import baseline_bills
-from simulators.results import (
-    Summary,
-    build_tables,
-    read_agent_stats,
-    summarize,
-    write_results,
-    write_summary,
-)
+from simulators.results import Summary
 from simulators.run_folder import RUN_MARKER, finished_marker
-from simulators.testbed import AGENT_STATS, RunArtifacts, run_testbed
+from simulators.run_results import audit_run, record_run
+from simulators.testbed import RunArtifacts, run_testbed
 from simulators.testbed_config import load_testbed_config
 from simulators.testbed_errors import TestbedError
 
@@ -106,56 +99,29 @@ def run(args: argparse.Namespace) -> int:
     except (TestbedError, BrokerError) as exc:
         raise UsageError(str(exc)) from None
 
-    from ledger.parallel_audit import audit_file
-    from ledger.replay import ReplayDifference, replay_chain
-    from ledger.store import LedgerStore
-    from ledger.verify import AuditFailure, AuditSummary
-
-    audit = audit_file(out / "ledger.db")
-    failed = isinstance(audit, AuditFailure)
-    problem = str(audit) if failed else ""
-    if not failed:  # and every slot's market and bills, recomputed from the ledger alone
-        with LedgerStore.open_readonly(out / "ledger.db") as store:
-            replayed = replay_chain(store.blocks())
-        if isinstance(replayed, ReplayDifference):
-            failed, problem = True, f"replay: {replayed}"
-        elif isinstance(audit, AuditSummary) and any(h != audit.head_hash
-                                                     for h in artifacts.replicas.values()):
-            failed, problem = True, f"replicas disagree with the coordinator's head: {artifacts.replicas}"
-    baseline = baseline_bills(artifacts.households, artifacts.profiles, artifacts.community,
-                              artifacts.first_slot, tb.slots)
-    tables = build_tables(artifacts.records, artifacts.households, artifacts.community,
-                          out / "coordinator.db", artifacts.first_slot, tb.slots,
-                          read_agent_stats(out / AGENT_STATS), baseline)
-    write_results(out, tables)
-    summary = summarize(
-        tables, tb.households, tb.slots,
-        ledger_height=-1 if isinstance(audit, AuditFailure) else audit.head_height,
-        head_hash="" if isinstance(audit, AuditFailure) else audit.head_hash,
-        broker=artifacts.broker_kind, wall_s=artifacts.wall_s, slot_s=artifacts.community.market.slot_s,
-    )
-    write_summary(out, summary)
+    audit = audit_run(out, artifacts.replicas)
+    summary = record_run(out, artifacts, tb.slots, audit)
     comparison = None
     if args.compare:
         comparison = _compare(artifacts, summary, tb.slots)
         (out / "compare.json").write_text(json.dumps(comparison.as_dict(), indent=2) + "\n")
     (out / RUN_MARKER).write_text(finished_marker(
         seed=tb.seed, feeder=tb.feeder, planner=tb.planner, forecaster=tb.forecaster,
-        audit=f"FAILED: {problem}" if failed else "passed, market and bills replayed"))
+        audit=audit.text))
     report = _write_report(out)
     if args.json:
         print(json.dumps({**summary.__dict__, **({"compare": comparison.as_dict()} if comparison else {})}))
     else:
         print("\n".join(summary.lines()))
-        print(f"ledger audit      {'FAILED: ' + problem if failed else 'passed, market and bills replayed'}")
-        if artifacts.replicas and not failed:
+        print(f"ledger audit      {audit.text}")
+        if artifacts.replicas and not audit.failed:
             print(f"replicas          {len(artifacts.replicas)}, each verified every block and holds the "
                   "coordinator's head")
         if comparison is not None:
             print("\n".join(comparison.lines()))
         print(f"results           {out}/results.db, {out}/*.csv, {out}/ledger.db")
         print(f"report            {report}")
-    return 1 if failed else 0
+    return 1 if audit.failed else 0
 
 
 def _write_report(out: Path) -> Path:

@@ -10,6 +10,7 @@ its agent's setpoints. A configuration file (``--config``) replaces those defaul
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ from simulators.drill_evidence import gather, ledger_checks, metered_truth
 from simulators.drill_report import Check, DrillReport
 from simulators.drill_scenarios import DRILLS
 from simulators.fleet import COMMUNITY_BATTERY_ID, household_id
-from simulators.run_folder import RUN_MARKER, finished_marker
+from simulators.report.cli import write_run_report
+from simulators.run_folder import RUN_MARKER, RunFolderError, finished_marker
+from simulators.run_results import audit_run, record_run
 from simulators.testbed import run_testbed
 from simulators.testbed_config import TestbedConfig
 from simulators.testbed_errors import TestbedError
@@ -97,6 +100,17 @@ async def run_drill(name: str, config: TestbedConfig, out: Path, options: DrillO
         report.checks = [Check.of("the run reached its last tick", True, f"{tb.slots} slot(s), "
                                   f"{artifacts.wall_s:.1f} s"),
                          *control.checks(out), *common_checks(evidence), *ledger_checks(out / "ledger.db")]
-    (out / RUN_MARKER).write_text(finished_marker(drill=name))
+        # the run's results and report, as any run's: gridmesh report and replay work on it
+        audit = audit_run(out, artifacts.replicas)
+        record_run(out, artifacts, tb.slots, audit)
+        (out / RUN_MARKER).write_text(finished_marker(
+            drill=name, seed=tb.seed, feeder=tb.feeder, planner=tb.planner, forecaster=tb.forecaster,
+            audit=audit.text))
+        try:
+            write_run_report(out)
+        except RunFolderError as exc:
+            report.events.append(f"the run's report could not be written: {exc}")
+    if failure is not None:
+        (out / RUN_MARKER).write_text(json.dumps({"status": "failed", "drill": name}) + "\n")
     report.write(out)
     return report

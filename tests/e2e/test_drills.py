@@ -19,6 +19,7 @@ from conftest import require_broker
 
 from gridmesh.cli import main
 from simulators.drills import TRADING_DAY
+from simulators.run_folder import open_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 EVERY_DRILL_CHECKS = {
@@ -48,6 +49,9 @@ def drill(out: Path, capsys: pytest.CaptureFixture[str], name: str, *extra: str)
     failed = [c for c in report["checks"] if c["outcome"] != "passed"]
     assert code == 0 and report["passed"] and not failed, failed
     assert {c["name"] for c in report["checks"]} >= EVERY_DRILL_CHECKS
+    run = open_run(out)  # a drill's folder is a run's too: results, summary, report, playback
+    assert run.marker["drill"] == name and run.summary["head_hash"] == head_hash(out)
+    assert (out / "report.html").is_file()
     return report
 
 
