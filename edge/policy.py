@@ -143,7 +143,8 @@ def plan_ahead(
         return greedy  # the last slot repeated (no history yet) is no forecast of the day
     limits = BatteryLimits(battery.floor_wh, battery.ceiling_wh, battery.max_charge_w,
                            battery.max_discharge_w, efficiency_pct)
-    schedule = plan_battery([f.net_wh for f in forecasts], prices, limits, projected_stored_wh, slot_s)
+    schedule = plan_battery([f.net_wh for f in forecasts], prices, limits, projected_stored_wh, slot_s,
+                            first_moves=1)  # the agent acts on the first move; it plans again next slot
     if schedule.self_consumption[0]:
         return greedy  # the plan's first move is what the battery's own controller does
     greedy_wh = greedy.expected_battery_w * slot_s // SECONDS_PER_HOUR

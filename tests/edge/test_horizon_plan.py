@@ -79,6 +79,23 @@ def test_the_schedule_keeps_the_battery_in_its_window_and_limits(net: list[int],
     assert cost_u(net, schedule.battery_wh, path) - left_u <= cost_u(net, (0,) * len(net), path) + 1
 
 
+@settings(max_examples=60, deadline=None)
+@given(net=st.lists(st.integers(-2000, 2000), min_size=1, max_size=48),
+       buy=st.lists(st.integers(150_000, 450_000), min_size=48, max_size=48),
+       stored=st.integers(0, 12_000), moves=st.integers(1, 5))
+def test_the_first_moves_alone_are_the_whole_plans_first_moves(net: list[int], buy: list[int], stored: int,
+                                                               moves: int) -> None:
+    path = PricePath(tuple(buy), tuple(b // 4 for b in buy), 48)
+    whole = plan_battery(net, path, LIMITS, stored, SLOT_S)
+    first = plan_battery(net, path, LIMITS, stored, SLOT_S, first_moves=moves)
+    kept = min(moves, len(net))
+    assert len(first.battery_wh) == kept
+    assert first.battery_wh == whole.battery_wh[:kept] and first.stored_wh == whole.stored_wh[:kept]
+    assert first.self_consumption == whole.self_consumption[:kept]
+    if kept == len(net):
+        assert first.cost_u == whole.cost_u
+
+
 def test_prices_and_forecast_must_cover_the_same_slots() -> None:
     with pytest.raises(ValueError, match="prices for 2 slots, forecast for 3"):
         plan_battery([1, 2, 3], prices((2, 1, 0)), LIMITS, 1000, SLOT_S)
