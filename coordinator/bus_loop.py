@@ -22,7 +22,7 @@ from typing import Any
 from broker.bus import BusConnection, Endpoint, connect, keep_connected
 from broker.clock import Clock, ManualClock, WallClock
 from broker.codec import PayloadError
-from broker.messages import Clearing, ClockAck, ClockTick, Status, decode
+from broker.messages import Clearing, ClockAck, ClockTick, MeterReport, Status, decode
 from broker.topics import TopicError, parse_topic
 from coordinator.metrics import CoordinatorMetrics
 from coordinator.service import Coordinator, Outgoing
@@ -52,7 +52,8 @@ class CoordinatorLoop:
         self._answers: set[asyncio.Task[None]] = set()
         self._answer_error: BaseException | None = None
         self._unsent: list[Outgoing] = []  # a gate closure's outcome a lost connection held back
-        self._held: list[tuple[str, str, bytes]] = []  # submissions that came before the first tick
+        # submissions that came before the first tick, and reports ahead of this one's clock
+        self._held: list[tuple[str, str, bytes]] = []
 
     async def run(self) -> None:
         def retry(exc: Exception, delay: float) -> None:
@@ -114,6 +115,8 @@ class CoordinatorLoop:
             return
         now_s = self.clock.now_s()
         if self.clock_started:
+            if self.clock_mode == "bus":
+                waiting[:] = self._hold_early(waiting, now_s)  # the caller's list, cleared below
             out = self.coordinator.handle_many(waiting, now_s)
         else:
             # Before its first tick a new bus-clock coordinator does not know the time: what
@@ -125,6 +128,25 @@ class CoordinatorLoop:
         waiting.clear()
         if out:
             self._answering(_publish_all(bus, out))
+
+    def _hold_early(self, waiting: list[tuple[str, str, bytes]], now_s: int) -> list[tuple[str, str, bytes]]:
+        """Hold, for the next tick, meter reports of the slot running by this coordinator's
+        clock. Members report on the tick that ends a slot, so such a report means this
+        coordinator has not seen that tick yet (it was restarted, its session lost the
+        tick, and the members' outboxes sent their reports again first): judged now it would
+        be refused as early, and that verdict would be final. Reports for later slots are
+        refused as usual."""
+        times = self.coordinator.community.market.times
+        ready: list[tuple[str, str, bytes]] = []
+        for submission in waiting:
+            kind, _, payload = submission
+            slot = _report_slot(payload) if kind == "report" else None
+            if (slot is not None and now_s < times.end_s(slot) <= now_s + times.slot_s
+                    and len(self._held) < MAX_HELD):
+                self._held.append(submission)
+            else:
+                ready.append(submission)
+        return ready
 
     def _answering(self, publishing: Coroutine[Any, Any, None]) -> None:
         """Publish answers without waiting for the broker, so the next submission is
@@ -186,6 +208,16 @@ class CoordinatorLoop:
         if started is not None and self.metrics is not None and any(isinstance(o.message, Clearing)
                                                                     for o in out):
             self.metrics.gate_published(time.perf_counter() - started)
+
+
+def _report_slot(payload: bytes) -> int | None:
+    """The slot a meter report's payload names; None if it is not a readable report (the
+    coordinator refuses it with the reason)."""
+    try:
+        report = decode(payload, MeterReport)
+    except PayloadError:
+        return None
+    return report.slot if isinstance(report, MeterReport) else None
 
 
 async def _publish_all(bus: BusConnection, out: list[Outgoing]) -> None:
