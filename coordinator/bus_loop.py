@@ -22,7 +22,7 @@ from typing import Any
 from broker.bus import BusConnection, Endpoint, connect, keep_connected
 from broker.clock import Clock, ManualClock, WallClock
 from broker.codec import PayloadError
-from broker.messages import Clearing, ClockAck, ClockTick, MeterReport, Status, decode
+from broker.messages import Clearing, ClockAck, ClockTick, Status, decode
 from broker.topics import TopicError, parse_topic
 from coordinator.metrics import CoordinatorMetrics
 from coordinator.service import Coordinator, Outgoing
@@ -115,9 +115,12 @@ class CoordinatorLoop:
             return
         now_s = self.clock.now_s()
         if self.clock_started:
-            if self.clock_mode == "bus":
-                waiting[:] = self._hold_early(waiting, now_s)  # the caller's list, cleared below
-            out = self.coordinator.handle_many(waiting, now_s)
+            # A report of the slot running by this coordinator's clock waits for the next
+            # tick: the members sent it on a tick this coordinator has not seen yet (it was
+            # restarted and their outboxes' replays came first). Judged now it would be
+            # refused as early, and that verdict would close it for good.
+            hold = self._held if self.clock_mode == "bus" and len(self._held) < MAX_HELD else None
+            out = self.coordinator.handle_many(waiting, now_s, hold)
         else:
             # Before its first tick a new bus-clock coordinator does not know the time: what
             # its session kept for it, and the members' replays, wait for the tick.
@@ -128,25 +131,6 @@ class CoordinatorLoop:
         waiting.clear()
         if out:
             self._answering(_publish_all(bus, out))
-
-    def _hold_early(self, waiting: list[tuple[str, str, bytes]], now_s: int) -> list[tuple[str, str, bytes]]:
-        """Hold, for the next tick, meter reports of the slot running by this coordinator's
-        clock. Members report on the tick that ends a slot, so such a report means this
-        coordinator has not seen that tick yet (it was restarted, its session lost the
-        tick, and the members' outboxes sent their reports again first): judged now it would
-        be refused as early, and that verdict would be final. Reports for later slots are
-        refused as usual."""
-        times = self.coordinator.community.market.times
-        ready: list[tuple[str, str, bytes]] = []
-        for submission in waiting:
-            kind, _, payload = submission
-            slot = _report_slot(payload) if kind == "report" else None
-            if (slot is not None and now_s < times.end_s(slot) <= now_s + times.slot_s
-                    and len(self._held) < MAX_HELD):
-                self._held.append(submission)
-            else:
-                ready.append(submission)
-        return ready
 
     def _answering(self, publishing: Coroutine[Any, Any, None]) -> None:
         """Publish answers without waiting for the broker, so the next submission is
@@ -208,16 +192,6 @@ class CoordinatorLoop:
         if started is not None and self.metrics is not None and any(isinstance(o.message, Clearing)
                                                                     for o in out):
             self.metrics.gate_published(time.perf_counter() - started)
-
-
-def _report_slot(payload: bytes) -> int | None:
-    """The slot a meter report's payload names; None if it is not a readable report (the
-    coordinator refuses it with the reason)."""
-    try:
-        report = decode(payload, MeterReport)
-    except PayloadError:
-        return None
-    return report.slot if isinstance(report, MeterReport) else None
 
 
 async def _publish_all(bus: BusConnection, out: list[Outgoing]) -> None:

@@ -140,6 +140,13 @@ class Intake:
             self.reports[report.slot][report.device] = report
         return self._remember(ref, report.slot, reason)
 
+    def reports_running_slot(self, report: MeterReport, now_s: int) -> bool:
+        """True for a report of the slot running at ``now_s``: members report on the clock
+        tick that ends a slot, so under the bus clock such a report means this coordinator
+        has not seen that tick yet (a restart, a lost session), not that the member is early."""
+        times = self.community.market.times
+        return now_s < times.end_s(report.slot) <= now_s + times.slot_s
+
     def _report_problem(self, report: MeterReport, topic_device: str, now_s: int) -> str:
         times = self.community.market.times
         if now_s < times.end_s(report.slot):

@@ -110,8 +110,11 @@ class Coordinator:
 
     # -- submissions ------------------------------------------------------------
 
-    def handle(self, kind: str, device: str, payload: bytes, now_s: int) -> list[Outgoing]:
-        """Handle one order, report or forecast share payload from ``device``'s topic."""
+    def handle(self, kind: str, device: str, payload: bytes, now_s: int,
+               hold: list[tuple[str, str, bytes]] | None = None) -> list[Outgoing]:
+        """Handle one order, report or forecast share payload from ``device``'s topic; with
+        ``hold``, a report of the slot still running is put there, unjudged, for the next
+        clock tick (:meth:`Intake.reports_running_slot`)."""
         if kind == "share":
             return self._handle_share(device, payload, now_s)
         expected = Order if kind == "order" else MeterReport
@@ -119,6 +122,9 @@ class Coordinator:
             msg = decode(payload, expected)
         except PayloadError as exc:
             return self.refuse(device, exc.reason, now_s)
+        if hold is not None and isinstance(msg, MeterReport) and self.intake.reports_running_slot(msg, now_s):
+            hold.append((kind, device, payload))
+            return []
         self._ensure_started(now_s)
         if isinstance(msg, Order):
             verdict = self.intake.submit_order(msg, device, now_s)
@@ -147,13 +153,14 @@ class Coordinator:
         self.counts[f"{answer.TYPE}_sent_again"] += 1
         return [Outgoing(self.topics.device(device, answer.TYPE), answer)]
 
-    def handle_many(self, submissions: list[tuple[str, str, bytes]], now_s: int) -> list[Outgoing]:
+    def handle_many(self, submissions: list[tuple[str, str, bytes]], now_s: int,
+                    hold: list[tuple[str, str, bytes]] | None = None) -> list[Outgoing]:
         """Handle (kind, device, payload) submissions with one database commit for all;
-        nothing is returned for publishing before that commit."""
+        nothing is returned for publishing before that commit. ``hold``: as for :meth:`handle`."""
         out: list[Outgoing] = []
         with self.store.batch():
             for kind, device, payload in submissions:
-                out.extend(self.handle(kind, device, payload, now_s))
+                out.extend(self.handle(kind, device, payload, now_s, hold))
         return out
 
     def refuse(self, device: str, reason: str, now_s: int) -> list[Outgoing]:

@@ -8,7 +8,7 @@ import pytest
 
 from broker.community import Community, Member
 from broker.identity import Identity
-from broker.messages import Order, Result, Step, encode
+from broker.messages import MeterReport, Order, Result, Step, encode
 from coordinator.service import Coordinator
 from coordinator.store import CoordinatorStore
 from ledger.store import LedgerStore
@@ -103,3 +103,20 @@ def test_a_failed_batch_records_nothing(tmp_path: Path) -> None:
         coord.handle("order", "alice", order, NOW)
         raise RuntimeError("the process dies before the commit")
     assert CoordinatorStore(tmp_path / "coordinator.db").result_for("alice:100:0") is None
+
+
+def test_a_report_of_the_running_slot_can_be_held_for_the_next_tick(tmp_path: Path) -> None:
+    (tmp_path / "held").mkdir()
+    (tmp_path / "at-once").mkdir()
+    coord = coordinator(tmp_path / "held")
+    running = encode(ALICE.sign(MeterReport("alice", 98, 120, 0, 1120, 0, NOW)))  # slot 98 ends at 89100
+    later = encode(ALICE.sign(MeterReport("alice", 99, 120, 0, 1240, 0, NOW)))  # slot 99 ends at 90000
+    held: list[tuple[str, str, bytes]] = []
+    out = coord.handle_many([("report", "alice", running), ("report", "alice", later)], NOW, held)
+    assert held == [("report", "alice", running)]  # unjudged: no answer, nothing counted
+    assert "slot 99 has not ended yet" in only_result(out).reason  # a later slot's is refused as ever
+    assert coord.counts["report_accepted"] == 0
+    assert coord.handle_many(held, 89_100) == [] and coord.counts["report_accepted"] == 1
+    # Without a place to hold it, the running slot's report is judged at once.
+    at_once = coordinator(tmp_path / "at-once")
+    assert "slot 98 has not ended yet" in only_result(at_once.handle("report", "alice", running, NOW)).reason
