@@ -14,9 +14,10 @@ from simulators import testbed_errors
 from simulators.supervisor import Participant, Supervisor
 
 RunFailed = testbed_errors.TestbedError  # imported by its own name, pytest would collect it
+# A participant that exits with its code, or with a negative one runs until a signal ends it.
 PROGRAM = (sys.executable, "-c",
-           "import os, sys, time; print('pid', os.getpid(), flush=True); code = int(sys.argv[1]);\n"
-           "time.sleep(3600) if code < 0 else sys.exit(code)")
+           "import os, signal, sys; print('pid', os.getpid(), flush=True); code = int(sys.argv[1]);\n"
+           "signal.pause() if code < 0 else sys.exit(code)")
 
 
 async def start(supervisor: Supervisor, tmp_path: Path, *codes: int) -> list[Participant]:
