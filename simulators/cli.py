@@ -12,8 +12,8 @@ from gridmesh import aio
 from gridmesh.cli import UsageError
 from gridmesh.logs import add_log_arguments, configure_logging
 from simulators.results import Summary
-from simulators.run_folder import RUN_MARKER, finished_marker
-from simulators.run_results import audit_run, record_run
+from simulators.run_folder import RunFolderError
+from simulators.run_results import audit_run, mark_finished, record_run
 from simulators.testbed import RunArtifacts, run_testbed
 from simulators.testbed_config import load_testbed_config
 from simulators.testbed_errors import TestbedError
@@ -105,9 +105,7 @@ def run(args: argparse.Namespace) -> int:
     if args.compare:
         comparison = _compare(artifacts, summary, tb.slots)
         (out / "compare.json").write_text(json.dumps(comparison.as_dict(), indent=2) + "\n")
-    (out / RUN_MARKER).write_text(finished_marker(
-        seed=tb.seed, feeder=tb.feeder, planner=tb.planner, forecaster=tb.forecaster,
-        audit=audit.text))
+    mark_finished(out, tb, audit)
     report = _write_report(out)
     if args.json:
         print(json.dumps({**summary.__dict__, **({"compare": comparison.as_dict()} if comparison else {})}))
@@ -126,7 +124,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_report(out: Path) -> Path:
     from simulators.report.cli import write_run_report
-    from simulators.run_folder import RunFolderError
 
     try:
         return write_run_report(out)

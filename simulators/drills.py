@@ -24,8 +24,8 @@ from simulators.drill_report import Check, DrillReport
 from simulators.drill_scenarios import DRILLS
 from simulators.fleet import COMMUNITY_BATTERY_ID, household_id
 from simulators.report.cli import write_run_report
-from simulators.run_folder import RUN_MARKER, RunFolderError, finished_marker
-from simulators.run_results import audit_run, record_run
+from simulators.run_folder import RUN_MARKER, RunFolderError
+from simulators.run_results import audit_run, mark_finished, record_run
 from simulators.testbed import run_testbed
 from simulators.testbed_config import TestbedConfig
 from simulators.testbed_errors import TestbedError
@@ -103,9 +103,7 @@ async def run_drill(name: str, config: TestbedConfig, out: Path, options: DrillO
         # the run's results and report, as any run's: gridmesh report and replay work on it
         audit = audit_run(out, artifacts.replicas)
         record_run(out, artifacts, tb.slots, audit)
-        (out / RUN_MARKER).write_text(finished_marker(
-            drill=name, seed=tb.seed, feeder=tb.feeder, planner=tb.planner, forecaster=tb.forecaster,
-            audit=audit.text))
+        mark_finished(out, tb, audit, drill=name)
         try:
             write_run_report(out)
         except RunFolderError as exc:

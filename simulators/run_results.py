@@ -16,7 +16,9 @@ from simulators.results import (
     write_results,
     write_summary,
 )
+from simulators.run_folder import RUN_MARKER, finished_marker
 from simulators.testbed import AGENT_STATS, RunArtifacts
+from simulators.testbed_config import TestbedSection
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,10 @@ def record_run(out: Path, artifacts: RunArtifacts, slots: int, audit: AuditOutco
                         slot_s=artifacts.community.market.slot_s)
     write_summary(out, summary)
     return summary
+
+
+def mark_finished(out: Path, tb: TestbedSection, audit: AuditOutcome, **extra: object) -> None:
+    """Write RUN/run.json for a run that reached its end: what it was and how its audit went."""
+    (out / RUN_MARKER).write_text(finished_marker(
+        **extra, seed=tb.seed, feeder=tb.feeder, planner=tb.planner, forecaster=tb.forecaster,
+        audit=audit.text))
