@@ -58,10 +58,10 @@ class OnnxModel:
             raise ModelError(f"{path}: takes {inp.shape[-1]} features and gives {out.shape[-1]} slots; this "
                              f"build feeds {FEATURES[kind]} and needs {HORIZON}")
         try:
-            weights = linear_weights_digest(data) or "not a linear model"
+            weights = linear_weights_digest(data)  # None: not the initializers W and b
         except WeightsFormatError as exc:
             raise ModelError(f"{path}: its weights cannot be read ({exc})") from None
-        if meta.get("gridmesh.weights_sha256") != weights:
+        if weights is None or meta.get("gridmesh.weights_sha256") != weights:
             raise ModelError(f"{path}: its weights do not match their recorded SHA-256")
         self.name, self.version = inp.name, meta.get("gridmesh.version", "?")
         self.kind, self.sha256 = kind, hashlib.sha256(data).hexdigest()
