@@ -4,19 +4,25 @@ A run folder holds ``run.json`` (the marker: status, gridmesh version, results f
 ``results.db`` (:mod:`simulators.results`), ``summary.json``, ``ledger.db`` and, for
 ``--compare`` runs, ``compare.json``. :func:`open_run` checks that all of it is there
 and written in the format this gridmesh reads, and says exactly what is missing or
-different when it is not.
+different when it is not. :meth:`RunFolder.read_tables` and :meth:`RunFolder.read_community`
+read results.db's rows and the community's rules from the ledger's genesis block.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from broker.community import Community
 from gridmesh import __version__
+from ledger.errors import LedgerError
+from ledger.store import LedgerStore
+from simulators.results import COLUMNS
 
 RUN_MARKER = "run.json"
 RESULTS_FORMAT = 1
@@ -44,6 +50,40 @@ class RunFolder:
     @property
     def ledger_db(self) -> Path:
         return self.path / "ledger.db"
+
+    def read_tables(self, order_by: Mapping[str, str]) -> dict[str, tuple[dict[str, Any], ...]]:
+        """results.db's tables named in ``order_by``, each with the columns
+        :data:`simulators.results.COLUMNS` gives it, in the order ``order_by`` gives."""
+        where = f"run folder {self.path}"
+        tables: dict[str, tuple[dict[str, Any], ...]] = {}
+        try:
+            with closing(sqlite3.connect(f"file:{self.results_db}?mode=ro", uri=True)) as conn:
+                conn.row_factory = sqlite3.Row
+                for name, order in order_by.items():
+                    present = {row["name"] for row in conn.execute(f"PRAGMA table_info([{name}])")}
+                    lacking = [column for column in COLUMNS[name] if column not in present]
+                    if lacking:
+                        raise RunFolderError(f"{where}: results.db's table {name} lacks the column(s) "
+                                             f"{', '.join(lacking)}; run the testbed again")
+                    columns = ", ".join(f"[{c}]" for c in COLUMNS[name])
+                    rows = conn.execute(f"SELECT {columns} FROM [{name}] ORDER BY {order}")
+                    tables[name] = tuple(dict(row) for row in rows)
+        except sqlite3.DatabaseError as exc:
+            raise RunFolderError(f"{where}: results.db cannot be read: {exc}") from None
+        return tables
+
+    def read_community(self) -> Community:
+        """The community's rules as the ledger's genesis block fixed them: what the
+        coordinator ran under and what the audit checks."""
+        where = f"run folder {self.path}"
+        try:
+            with LedgerStore.open_readonly(self.ledger_db) as store:
+                genesis = store.block(0)
+                if genesis is None or not genesis.transactions:
+                    raise RunFolderError(f"{where}: ledger.db holds no genesis block (the community's rules)")
+                return genesis.transactions[0].community()
+        except LedgerError as exc:
+            raise RunFolderError(f"{where}: ledger.db: {exc}") from None
 
 
 def finished_marker(**extra: Any) -> str:
