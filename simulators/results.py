@@ -89,12 +89,12 @@ class Summary:
             f"community bill    {self.bill_u / money:.2f} (without trading "
             f"{self.notrade_bill_u / money:.2f}; savings {self.savings_pct:.1f} %)",
             f"baseline bill     {self.baseline_bill_u / money:.2f} with no trading and no battery "
-            f"control; savings {_pct(self.baseline_savings_pct)}",
-            f"self-sufficiency  {_pct(self.self_sufficiency_pct)}, self-consumption "
-            f"{_pct(self.self_consumption_pct)}",
+            f"control; savings {pct(self.baseline_savings_pct)}",
+            f"self-sufficiency  {pct(self.self_sufficiency_pct)}, self-consumption "
+            f"{pct(self.self_consumption_pct)}",
             f"peaks             import {self.peak_import_w / 1000:.1f} kW, export "
             f"{self.peak_export_w / 1000:.1f} kW",
-            f"participation     {_pct(self.participation_pct)} of members traded; Gini of savings "
+            f"participation     {pct(self.participation_pct)} of members traded; Gini of savings "
             f"{'n/a' if self.gini_savings is None else f'{self.gini_savings:.2f}'}",
             *rounds,
             f"ledger            height {self.ledger_height}, head {self.head_hash[:16]}",
@@ -105,7 +105,8 @@ class Summary:
         ]
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
+    """A percentage as the summary and the report show it; "n/a" where there is none."""
     return "n/a" if value is None else f"{value:.1f} %"
 
 

@@ -22,6 +22,7 @@ from simulators.report.charts import (
 )
 from simulators.report.page import details, facts, figure, paragraph, render, section, table
 from simulators.report.run_data import RunData
+from simulators.results import pct
 
 FLOWS_CAPTION = ("Each slot's energy as its mean power: the households' load and PV summed, the feeder's "
                  "netted import and export, energy traded between peers, batteries and curtailed PV. Dashed "
@@ -44,10 +45,6 @@ def tariff_text(tariff: Tariff) -> str:
 def limits_text(community: Community) -> str:
     grid = community.grid
     return f"import {grid.import_limit_w / 1000:g} kW, export {grid.export_limit_w / 1000:g} kW"
-
-
-def pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f} %"
 
 
 def run_facts(run: RunData) -> list[tuple[str, object]]:
