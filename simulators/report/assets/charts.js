@@ -82,7 +82,8 @@
     return y;
   }
 
-  function legend(figure, list, onToggle) {
+  // A button per series that hides and shows the series' group.
+  function legend(figure, list, groups) {
     const box = html("div", "legend", null);
     figure.insertBefore(box, figure.querySelector("figcaption"));
     list.forEach((s, i) => {
@@ -90,7 +91,7 @@
       item.type = "button";
       html("span", "swatch" + (s.dashed ? " dashed" : ""), item).style.background = seriesColor(s, i);
       html("span", "", item, s.name);
-      if (onToggle) item.addEventListener("click", () => item.classList.toggle("off", !onToggle(i)));
+      item.addEventListener("click", () => item.classList.toggle("off", groups[i].classList.toggle("hidden")));
     });
   }
 
@@ -135,10 +136,7 @@
       return g;
     });
     hover(figure, svg, chart, x, groups);
-    legend(figure, chart.series, i => {
-      const hidden = groups[i].classList.toggle("hidden");
-      return !hidden;
-    });
+    legend(figure, chart.series, groups);
   }
 
   function xAxis(svg, labels, x) {
@@ -215,7 +213,7 @@
       if (n > 8) text.setAttribute("transform", `rotate(-60 ${at} ${HEIGHT - PAD.bottom + 14})`);
       text.textContent = short;
     });
-    legend(figure, chart.series, i => !groups[i].classList.toggle("hidden"));
+    legend(figure, chart.series, groups);
   }
 
   // -- network: members on a circle, a line from seller to buyer as wide as their energy ----------
