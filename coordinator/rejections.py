@@ -22,7 +22,7 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((label, re.compile(pat
     ("already_settled", r"is already settled$"),
     ("round_closed", r"^round \d+ is (closed|not open yet)"),
     ("federated_off", r"^federated forecasting is off"),
-    ("bad_share", r"^(xtx|xty|no \w+ model|a storage member|\d+ window)"),
+    ("bad_share", r"^(xtx|xty|no \w+ model|a storage member|a \w+ share is|\d+ window)"),
 ))
 OTHER = "other"
 LABELS = (*(label for label, _ in PATTERNS), OTHER)

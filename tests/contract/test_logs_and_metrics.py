@@ -1,6 +1,6 @@
 """Structured logs and the metrics options: the JSON line format, a real process that logs
-JSON lines about an unreachable broker without ever showing its password, the errors for
-bad log and metrics choices, and the refusal reasons' labels."""
+JSON lines about an unreachable broker without ever showing its password, and the errors
+for bad log and metrics choices."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import yaml
 
 from broker.identity import Identity
 from broker.launcher import free_port
-from coordinator.rejections import OTHER, reason_label
 from deploy.pki import Authority
 from gridmesh.cli import UsageError, main
 from gridmesh.logs import LOG_FORMAT_ENV, JsonFormatter
@@ -108,24 +107,3 @@ def test_a_port_in_use_is_a_clear_error() -> None:
             MetricsServer(CollectorRegistry(), "127.0.0.1", first.port)
     finally:
         first.close()
-
-
-@pytest.mark.parametrize(("reason", "label"), [
-    ("device 'h002' does not match the topic's device 'h001'", "wrong_topic"),
-    ("unknown device 'x9': not a member of demo", "unknown_device"),
-    ("bad signature", "bad_signature"),
-    ("slot 12 is already cleared", "already_cleared"),
-    ("late: the gate for slot 12 closed at 10500, order handled at 10600", "late"),
-    ("slot 99 is more than 96 slots ahead", "too_far_ahead"),
-    ("excluded until slot 200: balance -5 u below the community's minimum 0 u", "excluded"),
-    ("energy 9000 Wh exceeds the connection import limit of 5000 Wh per slot", "over_limit"),
-    ("one order per device and slot: abc is already in the book", "one_order_per_slot"),
-    ("slot 12 has not ended yet (ends at 11700)", "slot_not_ended"),
-    ("slot 12 is already settled", "already_settled"),
-    ("round 3 is closed (pooled at 900)", "round_closed"),
-    ("federated forecasting is off in this community (forecasting.round_slots is 0)", "federated_off"),
-    ("xtx: holds a value that is not finite", "bad_share"),
-    ("something new", OTHER),
-])
-def test_refusal_reasons_get_short_labels(reason: str, label: str) -> None:
-    assert reason_label(reason) == label
