@@ -131,8 +131,7 @@
           `L${r[r.length - 1][0].toFixed(1)},${y(0).toFixed(1)}Z`).join("");
         el("path", { class: "area-fill", d: fill, fill: seriesColor(s, i) }, g);
       }
-      el("path", { class: "series " + s.style + (s.dashed ? " dashed" : ""), d: d, stroke: seriesColor(s, i),
-                   "data-name": s.name }, g);
+      el("path", { class: "series " + s.style + (s.dashed ? " dashed" : ""), d: d, stroke: seriesColor(s, i) }, g);
       return g;
     });
     hover(figure, svg, chart, x, groups);
@@ -242,8 +241,7 @@
       const g = el("g", { class: "node-group" }, nodes);
       const net = node.sold_kwh - node.bought_kwh;
       const circle = el("circle", { class: "node " + (net >= 0 ? "seller" : "buyer"), cx: cx, cy: cy,
-                                    r: (4 + 10 * Math.sqrt((node.sold_kwh + node.bought_kwh) / traded)).toFixed(1),
-                                    "data-id": node.id }, g);
+                                    r: (4 + 10 * Math.sqrt((node.sold_kwh + node.bought_kwh) / traded)).toFixed(1) }, g);
       titled(circle, `${node.id} (${node.role}): sold ${fmt(node.sold_kwh, "kWh")}, bought ${fmt(node.bought_kwh, "kWh")}`);
       if (chart.nodes.length <= 40) {
         const label = el("text", { x: centre + (radius + 22) * Math.cos(angle), y: centre + (radius + 22) * Math.sin(angle) + 4,
