@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -38,11 +38,20 @@ BOSS = Identity.derived("coordinator", 1)
 TOPICS = Topics("demo")
 
 
-async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Wait for something the agent does in reaction to a message (not for time to pass)."""
-    async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.01)
+class WatchedOutbox(Outbox):
+    """An outbox that tells which confirmations the agent handed it, as they come."""
+
+    def __init__(self, path: Path, counts: Counter[str]) -> None:
+        super().__init__(path, counts)
+        self.confirmed: asyncio.Queue[str] = asyncio.Queue()
+
+    def confirm(self, ref: str) -> bool:
+        gone = super().confirm(ref)
+        self.confirmed.put_nowait(ref)
+        return gone
+
+    async def next_confirmed(self) -> str:
+        return await asyncio.wait_for(self.confirmed.get(), 10)
 
 
 def test_an_island_keeps_the_household_safe_and_delivers_its_reports_once_back(
@@ -61,7 +70,7 @@ def test_an_island_keeps_the_household_safe_and_delivers_its_reports_once_back(
                 DeviceConfig(TEMPLATES[INVERTER_UNIT], INVERTER_UNIT),
                 DeviceConfig(TEMPLATES[BATTERY_UNIT], BATTERY_UNIT)), spec.id)
             core = AgentCore(spec.id, community, identity, SeasonalNaive())
-            outbox = Outbox(tmp_path / "state" / f"{spec.id}.outbox.db", core.counts)
+            outbox = WatchedOutbox(tmp_path / "state" / f"{spec.id}.outbox.db", core.counts)
             agent = Agent(core, devices, Endpoint("127.0.0.1", port), "wall",
                           Delivery(spec.id, TOPICS, outbox, core.counts), wall=ManualClock(START + 1))
             assert await devices.set_battery_w(-1000)  # under the agent's command, as when trading
@@ -94,13 +103,15 @@ def test_an_island_keeps_the_household_safe_and_delivers_its_reports_once_back(
                     settlement = Settlement(spec.id, first.slot, 0, first.net_wh, first.net_wh, 0, 0, 0, 0)
                     await boss.publish(TOPICS.device(spec.id, "settlement"), settlement)
                     await boss.publish(TOPICS.device(spec.id, "settlement"), BOSS.sign(settlement))
-                    await until(lambda: len(outbox) == 1)
+                    assert await outbox.next_confirmed() == first.report_id
+                    assert len(outbox) == 1
                     assert core.counts["bad_coordinator_signature"] == 1
                     assert [e.slot for e in outbox.waiting()] == [second.slot]
                     refusal = Result(spec.id, second.report_id, "report", "rejected", "already settled",
                                      START + 3000)
                     await boss.publish(TOPICS.device(spec.id, "result"), BOSS.sign(refusal))
-                    await until(lambda: len(outbox) == 0)
+                    assert await outbox.next_confirmed() == second.report_id
+                    assert len(outbox) == 0
                     agent.finished.set()
                     await asyncio.wait_for(running, 10)
             assert core.counts["sessions"] == 1 and core.counts["outbox_replayed"] == 2
