@@ -9,6 +9,7 @@ from broker.community import Community, Tariff
 from simulators.compare import TITLES
 from simulators.kpis import gini
 from simulators.report.charts import (
+    LimitEvent,
     flows_chart,
     kw,
     limit_events,
@@ -187,7 +188,7 @@ def _ratio(ratio: float | None) -> str:
     return "n/a (nothing to save)" if ratio is None else f"{ratio:.3f}"
 
 
-def _limits_section(run: RunData, events: list[Any]) -> str:
+def _limits_section(run: RunData, events: list[LimitEvent]) -> str:
     grid, slot_s = run.community.grid, run.slot_s
     intro = paragraph(f"The feeder's limits: {limits_text(run.community)} ("
                       f"{grid.import_limit_wh(slot_s)} Wh and {grid.export_limit_wh(slot_s)} Wh a slot).")
