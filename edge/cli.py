@@ -51,11 +51,10 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(handler=run)
 
 
-def build_agent(path: Path, watchdog_s: float | None = None) -> Agent:
-    """An agent from its configuration file; ``watchdog_s``: systemd's watchdog interval,
-    which a slot cycle must keep within to count as healthy."""
-    config = load_agent_config(path)
-    section = config.section
+def build_agent(config: AgentConfig, watchdog_s: float | None = None) -> Agent:
+    """An agent from its loaded configuration file; ``watchdog_s``: systemd's watchdog
+    interval, which a slot cycle must keep within to count as healthy."""
+    path, section = Path(config.source), config.section
     try:
         endpoint = dataclasses.replace(Endpoint.parse(section.broker), auth=config.credentials)
     except ValueError as exc:
@@ -95,12 +94,12 @@ def discovery(config: AgentConfig) -> Discovery | None:
                      name=ha.name, currency=ha.currency, version=__version__)
 
 
-async def run_agents(paths: list[Path], metrics_at: tuple[str, int] | None = None) -> list[Agent]:
+async def run_agents(configs: list[AgentConfig], metrics_at: tuple[str, int] | None = None) -> list[Agent]:
     """Build the agents inside the event loop (their Modbus clients need it) and run them,
     telling systemd when they run and, while they are healthy, that they still do; with
     ``metrics_at`` (host, port), serving their Prometheus metrics there."""
     notifier = Notifier()
-    agents = [build_agent(path, notifier.watchdog_s) for path in paths]
+    agents = [build_agent(config, notifier.watchdog_s) for config in configs]
     server = None
     if metrics_at is not None:  # prometheus-client is loaded only here: 4.5 MB an agent without it saves
         from edge.metrics import AgentMetrics
@@ -134,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         context["device"] = configs[0].section.device
     configure_logging(args.log_level, args.log_format, **context)
     metrics_at = metrics_address(metrics_section(configs), args)
-    agents = aio.run(run_agents(args.config, metrics_at))
+    agents = aio.run(run_agents(configs, metrics_at))
     total: Counter[str] = Counter()
     for agent in agents:
         stats = agent.stats()
