@@ -257,6 +257,10 @@ const overlay = figure.querySelector("rect.overlay"), box = overlay.getBoundingC
 overlay.dispatchEvent(new MouseEvent("mousemove", { clientX: box.left + box.width * (SLOT + 0.5) / SLOTS,
                                                     clientY: box.top + 10, bubbles: true }));
 figure.querySelector("button.legend-item").click();
+const again = figure.querySelectorAll("button.legend-item")[1];
+again.click();
+again.click();
+document.getElementById("chart-savings").querySelectorAll("button.legend-item")[1].click();
 </script>"""
 
 
@@ -276,8 +280,12 @@ def test_pointing_at_a_slot_shows_its_values_and_a_legend_click_hides_a_series(
     loads = [float(text.split()[1]) for text in shown if text.startswith("load: ")]
     assert len(loads) == 1 and abs(loads[0] - load) <= 0.05 * max(abs(load), 1), shown  # as rounded to show
     groups = dom.find("g", "series-group", "flows")
-    assert "hidden" in groups[0].attrs["class"] and "hidden" not in groups[1].attrs["class"]
-    assert "off" in dom.find("button", "legend-item", "flows")[0].attrs["class"]
+    assert "hidden" in groups[0].attrs["class"] and "hidden" not in groups[1].attrs["class"]  # clicked twice
+    buttons = dom.find("button", "legend-item", "flows")
+    assert "off" in buttons[0].attrs["class"] and "off" not in buttons[1].attrs["class"]
+    bars = dom.find("g", "series-group", "savings")
+    assert "hidden" not in bars[0].attrs["class"] and "hidden" in bars[1].attrs["class"]
+    assert "off" in dom.find("button", "legend-item", "savings")[1].attrs["class"]
 
 
 def test_a_script_error_shows_in_the_page(runs: Runs, tmp_path: Path) -> None:
