@@ -50,6 +50,7 @@ from edge.home_assistant import Discovery, HouseholdState
 from edge.model_updates import ModelUpdates
 from edge.readings import Readings
 from edge.sd_notify import LoopHealth
+from gridmesh.logs import ContextLogger
 
 if TYPE_CHECKING:
     from edge.metrics import AgentMetrics  # loaded only by a process that serves metrics
@@ -106,7 +107,7 @@ class Agent:
         self.home_assistant = home_assistant  # discovery on: its configs and a state topic
         self.household_state = HouseholdState()
         self.metrics: AgentMetrics | None = None  # set by AgentMetrics: a Prometheus endpoint
-        self.log = logging.LoggerAdapter(log, {"device": core.device})  # JSON logs name the device
+        self.log = ContextLogger(log, {"device": core.device})  # JSON logs name the device
         self.updates = ModelUpdates.for_member(core.device, core.community, core.identity, core.forecaster,
                                                core.counts)
 
@@ -129,7 +130,7 @@ class Agent:
             self.core.counts["reconnects"] += 1
             self.running.set()  # without the broker from the start: island mode is running too
             self.log.warning("%s: broker %s unreachable (%s); retrying in %.1f s",
-                        self.device, self.endpoint, exc, delay)
+                             self.device, self.endpoint, exc, delay)
 
         timer = asyncio.create_task(self._wall_clock()) if self.clock_mode == "wall" else None
         try:
@@ -343,9 +344,9 @@ class Agent:
             shares = self.updates.shares(slot, self.core.history, t_s)
         if not trading:
             self.core.counts["island_slots"] += 1
-            log.info("%s: slot %d in island mode (broker %s unreachable): battery on its own "
-                     "self-consumption, report queued, no order", self.device, slot, self.endpoint,
-                     extra={"device": self.device, "slot": slot})
+            self.log.info("%s: slot %d in island mode (broker %s unreachable): battery on its own "
+                          "self-consumption, report queued, no order", self.device, slot, self.endpoint,
+                          extra={"slot": slot})
         started = time.perf_counter()
         if actions.release_battery:
             await self.devices.release_battery()
@@ -375,8 +376,8 @@ class Agent:
             try:
                 await asyncio.gather(*publishes)
             except BusError as exc:  # in the outbox: the next session publishes it again
-                log.warning("%s: slot %d: publishing failed (%s)", self.device, slot, exc,
-                            extra={"device": self.device, "slot": slot})
+                self.log.warning("%s: slot %d: publishing failed (%s)", self.device, slot, exc,
+                                 extra={"slot": slot})
         self.health.cycle_finished(self.wall.now_s())
         if self.metrics is not None:
             depth = self.delivery.pending() if self.delivery is not None else None
@@ -393,7 +394,7 @@ class Agent:
         except TimeoutError:
             self.core.counts["answers_missing"] += 1
             self.log.warning("%s: no answer for %s within %.0f s", self.device,
-                        sorted(self._awaiting), ACK_WAIT_S)
+                             sorted(self._awaiting), ACK_WAIT_S)
 
     async def _wall_clock(self) -> None:
         """Each slot start of the wall clock, connected or not."""

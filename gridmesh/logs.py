@@ -25,6 +25,8 @@ import json
 import logging
 import os
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 from gridmesh.cli import UsageError
 
@@ -59,6 +61,15 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class ContextLogger(logging.LoggerAdapter[logging.Logger]):
+    """A logger whose records all carry ``context`` (an agent's device), beside what a call
+    adds with ``extra`` (a slot); a plain :class:`logging.LoggerAdapter` drops the call's."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
 
 
 def add_log_arguments(parser: argparse.ArgumentParser, default_level: str = "WARNING") -> None:

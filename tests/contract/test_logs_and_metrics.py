@@ -19,7 +19,7 @@ from broker.identity import Identity
 from broker.launcher import free_port
 from deploy.pki import Authority
 from gridmesh.cli import UsageError, main
-from gridmesh.logs import LOG_FORMAT_ENV, JsonFormatter
+from gridmesh.logs import LOG_FORMAT_ENV, ContextLogger, JsonFormatter
 from gridmesh.metrics import MetricsSection, metrics_address
 from gridmesh.prometheus import MetricsServer
 
@@ -35,6 +35,13 @@ def test_a_json_line_has_the_record_and_its_context() -> None:
     assert (entry["logger"], entry["community"], entry["slot"]) == ("gridmesh.edge", "demo", 7)
     assert entry["device"] == "h009"  # the process's, where the call names none
     assert dt.datetime.fromisoformat(entry["ts"]).tzinfo is not None
+
+
+def test_a_context_logger_names_its_device_and_the_calls_slot(caplog: pytest.LogCaptureFixture) -> None:
+    ContextLogger(logging.getLogger("gridmesh.edge"), {"device": "h001"}).warning("late", extra={"slot": 7})
+    [record] = caplog.records
+    entry = json.loads(JsonFormatter({"community": "demo"}).format(record))
+    assert (entry["community"], entry["device"], entry["slot"]) == ("demo", "h001", 7)
 
 
 def test_a_coordinator_logs_json_lines_and_never_its_password(tmp_path: Path) -> None:
