@@ -75,8 +75,8 @@ class Comparison:
             out.append(f"({key}) {TITLES[key]:<36} {s.bill_u / money:>10.2f} "
                        f"{s.grid_import_wh / 1000:>8.1f} kWh {s.grid_export_wh / 1000:>8.1f} kWh "
                        f"{s.stored_change_wh / 1000:>+5.1f} kWh {self.valued_bill_u(key) / money:>8.2f}")
-        out.append("efficiency (a - c) / (a - d): " + _ratio_text(self.efficiency))
-        out.append("  on valued bills:           " + _ratio_text(self.efficiency_valued) + " (the bill less "
+        out.append("efficiency (a - c) / (a - d): " + ratio_text(self.efficiency))
+        out.append("  on valued bills:           " + ratio_text(self.efficiency_valued) + " (the bill less "
                    f"the stored energy gained, at {self.stored_price_u_per_kwh / money:.3f}/kWh)")
         return out
 
@@ -91,7 +91,8 @@ def _ratio(a: int, c: int, d: int) -> float | None:
     return None if a == d else (a - c) / (a - d)
 
 
-def _ratio_text(ratio: float | None) -> str:
+def ratio_text(ratio: float | None) -> str:
+    """An efficiency as printed and reported."""
     return "n/a (nothing to save)" if ratio is None else f"{ratio:.3f}"
 
 

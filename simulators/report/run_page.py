@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from broker.community import Community, Tariff
-from simulators.compare import TITLES
+from simulators.compare import TITLES, ratio_text
 from simulators.kpis import gini
 from simulators.report.charts import (
     LimitEvent,
@@ -170,11 +170,11 @@ def _scenarios_section(run: RunData, charts: dict[str, dict[str, Any]]) -> str:
              f"{s['grid_export_wh'] / 1000:.1f}", f"{s['stored_change_wh'] / 1000:+.1f}",
              f"{money(s['valued_bill_u']):.2f}" if "valued_bill_u" in s else "n/a")
             for key, s in compare["scenarios"].items() if key in TITLES]
-    text = "efficiency (a - c) / (a - d): " + _ratio(compare.get("efficiency"))
+    text = "efficiency (a - c) / (a - d): " + ratio_text(compare.get("efficiency"))
     if "efficiency_valued" in compare:
         text += (f"; on the bills less the stored energy each scenario gained, valued at the run's last "
                  f"feed-in price ({money(compare.get('stored_price_u_per_kwh', 0)):.3f} per kWh): "
-                 f"{_ratio(compare['efficiency_valued'])}")
+                 f"{ratio_text(compare['efficiency_valued'])}")
     return section("Baselines and the optimum",
                    figure("scenarios", "The community's bill with the same households and data in each "
                           "scenario; over a short run, what the batteries end up holding can matter more "
@@ -182,10 +182,6 @@ def _scenarios_section(run: RunData, charts: dict[str, dict[str, Any]]) -> str:
                    table(("scenario", "bill", "grid import kWh", "grid export kWh", "stored kWh",
                           "bill less stored"), rows),
                    paragraph(text), section_id="scenarios")
-
-
-def _ratio(ratio: float | None) -> str:
-    return "n/a (nothing to save)" if ratio is None else f"{ratio:.3f}"
 
 
 def _limits_section(run: RunData, events: list[LimitEvent]) -> str:
