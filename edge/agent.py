@@ -46,7 +46,7 @@ from broker.model_messages import ModelRelease
 from broker.topics import TopicError, Topics, parse_topic
 from edge.agent_core import AgentCore
 from edge.delivery import Delivery
-from edge.home_assistant import Discovery, HouseholdState
+from edge.home_assistant import Discovery, HouseholdFeed
 from edge.model_updates import ModelUpdates
 from edge.readings import Readings
 from edge.sd_notify import LoopHealth
@@ -104,8 +104,7 @@ class Agent:
         self._replays: set[asyncio.Task[None]] = set()
         self.finished = asyncio.Event()
         self.running = asyncio.Event()  # connected once, or through a first cycle without the broker
-        self.home_assistant = home_assistant  # discovery on: its configs and a state topic
-        self.household_state = HouseholdState()
+        self.home_assistant = HouseholdFeed(home_assistant) if home_assistant is not None else None
         self.metrics: AgentMetrics | None = None  # set by AgentMetrics: a Prometheus endpoint
         self.log = ContextLogger(log, {"device": core.device})  # JSON logs name the device
         self.updates = ModelUpdates.for_member(core.device, core.community, core.identity, core.forecaster,
@@ -197,12 +196,11 @@ class Agent:
             self._replays.add(task)
             task.add_done_callback(self._replays.discard)
 
-    def _household_state_soon(self) -> None:
-        """Publish the household's state for Home Assistant (an answer changed it)."""
+    def _publish_retained_soon(self, topic: str, payload: bytes) -> None:
+        """Publish a retained state (Home Assistant's) without holding up the message loop."""
         bus = self._bus
-        if bus is not None and self.home_assistant is not None:
-            task = asyncio.create_task(self._publish_quietly(
-                bus, self.home_assistant.state_topic, self.household_state.payload()))
+        if bus is not None:
+            task = asyncio.create_task(self._publish_quietly(bus, topic, payload))
             self._replays.add(task)
             task.add_done_callback(self._replays.discard)
 
@@ -257,9 +255,7 @@ class Agent:
         elif isinstance(msg, ModelRelease) and self.updates is not None:
             self.updates.on_release(msg, self.core.history)
         if ref is not None and self.home_assistant is not None and isinstance(msg, Award | Settlement):
-            self.household_state = (self.household_state.with_award(msg) if isinstance(msg, Award)
-                                    else self.household_state.with_settlement(msg))
-            self._household_state_soon()
+            self._publish_retained_soon(*self.home_assistant.on_answer(msg))
         if ref is not None:
             if delivery is not None and self.metrics is not None:
                 self.metrics.outbox_depth[self.device] = delivery.pending()
@@ -362,13 +358,11 @@ class Agent:
         messages = [*actions.messages, *shares]
         if self.delivery is not None:  # kept before it is published
             self.delivery.keep([m for m in messages if not isinstance(m, Telemetry)], t_s)
-        if self.home_assistant is not None:
-            self.household_state = self.household_state.with_readings(readings)
+        state = self.home_assistant.on_readings(readings) if self.home_assistant is not None else None
         if bus is not None:
             publishes = []
-            if self.home_assistant is not None:
-                publishes.append(bus.publish(self.home_assistant.state_topic, self.household_state.payload(),
-                                             retain=True))
+            if state is not None:
+                publishes.append(bus.publish(*state, retain=True))
             for msg in messages:
                 qos = 0 if isinstance(msg, Telemetry) else 1
                 kind = "telemetry" if isinstance(msg, Telemetry) else msg.TYPE

@@ -169,6 +169,27 @@ class Discovery:
         return out
 
 
+class HouseholdFeed:
+    """A household's feed as its agent runs: the discovery configs, and the state topic's
+    (topic, payload) after each reading and each answer, which the agent publishes retained."""
+
+    def __init__(self, discovery: Discovery) -> None:
+        self.discovery = discovery
+        self.state = HouseholdState()
+
+    def configs(self) -> list[tuple[str, bytes]]:
+        return self.discovery.configs()
+
+    def on_readings(self, readings: Readings) -> tuple[str, bytes]:
+        self.state = self.state.with_readings(readings)
+        return self.discovery.state_topic, self.state.payload()
+
+    def on_answer(self, answer: Award | Settlement) -> tuple[str, bytes]:
+        self.state = (self.state.with_award(answer) if isinstance(answer, Award)
+                      else self.state.with_settlement(answer))
+        return self.discovery.state_topic, self.state.payload()
+
+
 def _template(sensor: Sensor) -> str:
     """Home Assistant's Jinja for the value: ``None`` (unknown) where the state has null."""
     value = f"value_json.{sensor.key}"

@@ -12,7 +12,7 @@ import yaml
 from broker.identity import Identity
 from broker.messages import Award, Settlement
 from edge.config import load_agent_config
-from edge.home_assistant import Discovery, HouseholdState
+from edge.home_assistant import Discovery, HouseholdFeed, HouseholdState
 from gridmesh.config import ConfigError
 from tests.edge.test_agent_core import readings
 
@@ -56,6 +56,18 @@ def test_the_state_carries_readings_and_the_latest_answers() -> None:
     }
     dead = json.loads(state.with_readings(readings(9900, 0, 0, 0, 0, 0, meter_ok=False)).payload())
     assert dead["grid_power_w"] is None and dead["bill_u"] == 1500  # unknown in Home Assistant
+
+
+def test_the_feed_gives_the_state_topic_after_each_reading_and_answer() -> None:
+    feed = HouseholdFeed(Discovery("h001", "demo", has_pv=True, has_battery=True))
+    assert feed.configs() == feed.discovery.configs()
+    topic, payload = feed.on_readings(readings(9000, 1500, 200, 800, 0, 0))
+    assert topic == "homeassistant/sensor/h001/state" and json.loads(payload)["grid_import_wh"] == 1500
+    settlement = Identity.derived("coordinator", 1).sign(Settlement("h001", 9, 0, 5, 5, 0, 1500, 1500, 1500))
+    topic, payload = feed.on_answer(settlement)
+    state = json.loads(payload)
+    assert topic == "homeassistant/sensor/h001/state"
+    assert (state["bill_slot"], state["bill_u"], state["grid_import_wh"]) == (9, 1500, 1500)  # reading kept
 
 
 def test_every_config_reads_a_key_the_state_has() -> None:
