@@ -41,9 +41,9 @@ from broker.messages import (
     Settlement,
     Telemetry,
 )
-from broker.units import SECONDS_PER_HOUR
 from ledger.errors import LedgerError
 from ledger.store import LedgerStore
+from simulators.physics import average_power_w
 from simulators.run_folder import RunFolderError, open_run
 
 SLOTTED = (Order, Clearing, Award, MeterReport, Settlement)  # what the ledger records, each of one slot
@@ -161,16 +161,9 @@ def _telemetry(results: dict[str, list[dict[str, Any]]], times: SlotTimes) -> di
         pv, battery = devices.get(row["household"], (True, True))
         out[row["slot"]].append(Telemetry(
             row["household"], times.start_s(row["slot"]),
-            _average_w(row["import_wh"] - row["export_wh"], times.slot_s),
-            _average_w(row["pv_wh"], times.slot_s) if pv else None,
-            _average_w(row["discharge_wh"] - row["charge_wh"], times.slot_s) if battery else None,
+            average_power_w(row["import_wh"] - row["export_wh"], times.slot_s),
+            average_power_w(row["pv_wh"], times.slot_s) if pv else None,
+            average_power_w(row["discharge_wh"] - row["charge_wh"], times.slot_s) if battery else None,
             row["soc_end_pct"] if battery else None,
         ))
     return out
-
-
-def _average_w(energy_wh: int, duration_s: int) -> int:
-    """The constant power that gives ``energy_wh`` over ``duration_s``, rounded half away from zero."""
-    quotient, remainder = divmod(abs(energy_wh) * SECONDS_PER_HOUR, duration_s)
-    quotient += 2 * remainder >= duration_s
-    return quotient if energy_wh >= 0 else -quotient
