@@ -18,10 +18,8 @@ block. :func:`load_playback` reads the run; :func:`build_frames` is pure.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from contextlib import closing
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +45,8 @@ from simulators.physics import average_power_w
 from simulators.run_folder import RunFolderError, open_run
 
 SLOTTED = (Order, Clearing, Award, MeterReport, Settlement)  # what the ledger records, each of one slot
+RESULT_TABLES = {"slots": "slot", "orders": "slot, ref", "households": "household",
+                 "household_slots": "slot, household"}  # results.db's tables read, and their order
 
 
 class PlaybackError(Exception):
@@ -84,15 +84,13 @@ def load_playback(path: Path) -> Playback:
     """Read the run folder at ``path`` into frames; PlaybackError says what is missing."""
     try:
         run = open_run(path)
+        community = run.read_community()
+        results = run.read_tables(RESULT_TABLES)
     except RunFolderError as exc:
         raise PlaybackError(str(exc)) from None
     where = f"run folder {path}"
     try:
         with LedgerStore.open_readonly(run.ledger_db) as store:
-            genesis = store.block(0)
-            if genesis is None or not genesis.transactions:
-                raise PlaybackError(f"{where}: ledger.db has no genesis block")
-            community = genesis.transactions[0].community()
             headers: dict[int, list[BlockHeader]] = defaultdict(list)
             recorded: dict[int, list[Message]] = defaultdict(list)
             for block in store.blocks():
@@ -103,7 +101,6 @@ def load_playback(path: Path) -> Playback:
                         recorded[msg.slot].append(msg)
     except LedgerError as exc:
         raise PlaybackError(f"{where}: ledger.db: {exc}") from None
-    results = _read_results(run.results_db, where)
     slots = tuple(row["slot"] for row in results["slots"])
     if not slots:
         raise PlaybackError(f"{where}: results.db holds no slots")
@@ -124,34 +121,20 @@ def _kinds(messages: list[Message], *types: str) -> list[Message]:
     return [m for m in messages if m.TYPE in types]
 
 
-def _read_results(db: Path, where: str) -> dict[str, list[dict[str, Any]]]:
-    queries = {
-        "slots": "SELECT slot FROM slots ORDER BY slot",
-        "orders": "SELECT ref, device, slot, kind, reason FROM orders WHERE NOT accepted ORDER BY slot, ref",
-        "households": "SELECT household, pv_peak_w, battery_wh FROM households",
-        "household_slots": "SELECT household, slot, pv_wh, charge_wh, discharge_wh, import_wh, export_wh, "
-                           "soc_end_pct FROM household_slots ORDER BY slot, household",
-    }
-    try:
-        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-            conn.row_factory = sqlite3.Row
-            return {name: [dict(row) for row in conn.execute(sql)] for name, sql in queries.items()}
-    except sqlite3.Error as exc:
-        raise PlaybackError(f"{where}: results.db: {exc}") from None
-
-
-def _rejections(rows: list[dict[str, Any]], times: SlotTimes) -> dict[int, list[Message]]:
+def _rejections(rows: Sequence[dict[str, Any]], times: SlotTimes) -> dict[int, list[Message]]:
     """The coordinator's refusals as it published them: an order's before its gate, a
     report's when the slot after it starts."""
     out: dict[int, list[Message]] = defaultdict(list)
     for row in rows:
+        if row["accepted"]:
+            continue
         t_s = times.gate_s(row["slot"]) if row["kind"] == "order" else times.end_s(row["slot"])
         out[row["slot"]].append(Result(row["device"], row["ref"], row["kind"], "rejected",
                                        row["reason"] or "", t_s))
     return out
 
 
-def _telemetry(results: dict[str, list[dict[str, Any]]], times: SlotTimes) -> dict[int, list[Message]]:
+def _telemetry(results: Mapping[str, Sequence[dict[str, Any]]], times: SlotTimes) -> dict[int, list[Message]]:
     """Each household's slot as telemetry: average powers (W) and the state of charge at
     its end; a reading the household has no device for is left out, as an agent does."""
     devices = {row["household"]: (row["pv_peak_w"] > 0, row["battery_wh"] > 0)
