@@ -196,12 +196,8 @@ def take(state: DashboardState, item: FeedItem) -> DashboardState:
     return apply(state, item)
 
 
-def with_community(state: DashboardState, community: Community) -> DashboardState:
-    """Take ``community``'s rules and members (a registry the user named wins over the bus's)."""
-    return _with_community(state, community)
-
-
 def _with_community(state: DashboardState, community: Community) -> DashboardState:
+    """Take ``community``'s rules and members."""
     devices = dict(state.devices)
     roles = {m.id: m.role for m in community.members} | {community.coordinator_id: "coordinator"}
     for device, role in roles.items():
