@@ -145,7 +145,7 @@ class LiveDashboard(DashboardView):
             self._posted.set()
             self.post_message(FeedArrived())
 
-    def _connection(self, up: bool, what: str) -> None:
+    def _connection(self, what: str) -> None:
         self.link = what
         self.post_message(FeedArrived())
 

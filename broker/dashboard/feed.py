@@ -24,7 +24,7 @@ from broker.monitor import decode_by_topic, paho_client
 from broker.topics import TopicError
 
 Deliver = Callable[[FeedItem], None]
-Connection = Callable[[bool, str], None]  # connected?, what happened
+Connection = Callable[[str], None]  # what happened to the link
 
 
 class LiveFeed:
@@ -33,7 +33,7 @@ class LiveFeed:
         self.host, self.port, self.topic_filter = host, port, topic_filter
         self.subscribed = threading.Event()  # set once the (first) subscription is granted
         self._deliver: Deliver = lambda _item: None
-        self._connection: Connection = lambda _up, _why: None
+        self._connection: Connection = lambda _what: None
         self._client = paho_client(credentials)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -63,14 +63,14 @@ class LiveFeed:
     def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: object,
                     _p: object = None) -> None:
         if getattr(reason, "is_failure", False):
-            self._connection(False, f"refused: {reason}")
+            self._connection(f"refused: {reason}")
             return
         client.subscribe(self.topic_filter, qos=1)
-        self._connection(True, "connected")
+        self._connection("connected")
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object,
                        _p: object = None) -> None:
-        self._connection(False, f"disconnected ({reason}), reconnecting")
+        self._connection(f"disconnected ({reason}), reconnecting")
 
     def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, _codes: object,
                       _p: object = None) -> None:
