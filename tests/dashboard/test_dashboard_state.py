@@ -139,7 +139,8 @@ def test_only_the_last_cleared_slots_awards_are_shown() -> None:
                   GATE_S + 900)
     rows = rows_by_device(fed([later, award], state))
     assert rows["h001"][7] == "-" and rows["h002"][7] == "buy unfilled 0/300 Wh"
-    assert fed([later], state).book is not None and fed([later], state).book.cleared  # type: ignore[union-attr]
+    book = fed([later], state).book
+    assert book is not None and book.slot == SLOT + 1 and book.cleared
 
 
 def test_a_grid_flow_over_the_feeder_limit_is_marked() -> None:
