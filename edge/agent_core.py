@@ -35,8 +35,9 @@ from broker.messages import (
     Telemetry,
 )
 from broker.units import SECONDS_PER_HOUR
-from edge.forecast import Forecaster, History, SlotEnergy
+from edge.forecast import Forecaster, History
 from edge.forecast_features import HORIZON
+from edge.household_energy import instantaneous, meter_frozen, pv_energy_wh, self_consumption_w, slot_energy
 from edge.policy import BatteryView, Plan, plan_ahead, plan_slot, project_stored_wh
 from edge.price_forecast import PriceForecaster
 from edge.proofs import ProofKeeper
@@ -100,7 +101,7 @@ class AgentCore:
         previous = self._previous if self._previous_slot == slot - 1 else None
         self._previous, self._previous_slot = readings, slot
         stuck = readings.meter is not None and readings.meter == self._stuck_meter
-        if stuck or (previous is not None and _meter_frozen(previous, readings)):
+        if stuck or (previous is not None and meter_frozen(previous, readings)):
             # Values that cannot be live: no report from them, none from the next reading
             # against them, and plan as on stale data until the meter moves again.
             self.counts["meter_frozen"] += 1
@@ -133,7 +134,7 @@ class AgentCore:
                 release = True
                 if not readings.fresh:
                     self.counts["self_consumption_fallback"] += 1
-                expected_w = _self_consumption_w(readings)
+                expected_w = self_consumption_w(readings)
             else:
                 expected_w = setpoint
 
@@ -186,35 +187,18 @@ class AgentCore:
             log.warning("%s: meter counters went backwards; no report for slot %d",
                         self.device, slot - 1)
             return None
-        self._learn(slot - 1, prev, readings, import_wh - export_wh)
-        pv_wh = None
-        if readings.inverter is not None and prev.inverter is not None:
-            pv_wh = max(0, readings.inverter.pv_energy_wh - prev.inverter.pv_energy_wh)
+        energy = slot_energy(slot - 1, prev, readings, import_wh - export_wh)
+        if energy is not None:  # the forecasting history learns the slot's load and PV
+            self.history.add(energy)
         report = MeterReport(
             self.device, slot - 1, import_wh, export_wh,
-            readings.meter.import_wh, readings.meter.export_wh, readings.t_s, pv_wh,
+            readings.meter.import_wh, readings.meter.export_wh, readings.t_s, pv_energy_wh(prev, readings),
         )
         self.counts["reports_sent"] += 1
         signed = self.identity.sign(report)
         assert self.proofs is not None
         self.proofs.expect("report", signed, slot)
         return signed
-
-    def _learn(self, slot: int, prev: Readings, now: Readings, net_wh: int) -> None:
-        """Add the slot's load and PV energy to the forecasting history."""
-        pv_wh = 0
-        if now.inverter is not None and prev.inverter is not None:
-            pv_wh = max(0, now.inverter.pv_energy_wh - prev.inverter.pv_energy_wh)
-        elif now.has_inverter:
-            return
-        battery_wh = 0  # + discharged
-        if now.battery is not None and prev.battery is not None:
-            battery_wh = (now.battery.discharge_wh - prev.battery.discharge_wh) - (
-                now.battery.charge_wh - prev.battery.charge_wh)
-        elif now.has_battery:
-            return
-        load_wh = max(0, net_wh + pv_wh + battery_wh)
-        self.history.add(SlotEnergy(slot, load_wh, pv_wh))
 
     def _plan_next(self, slot: int, readings: Readings, setpoint_w: int) -> Order | None:
         target = slot + 1
@@ -223,7 +207,7 @@ class AgentCore:
         slot_s = self.community.market.slot_s
         if readings.inverter is not None:
             self.forecaster.observe_rating(readings.inverter.rated_power_w)
-        now = _instantaneous(readings, slot_s)
+        now = instantaneous(readings, slot_s)
         battery = readings.battery
         view = projected = None
         if battery is not None:
@@ -370,35 +354,3 @@ class AgentCore:
 
 def clearing_ref(slot: int) -> str:
     return f"clearing:{slot}"
-
-
-FROZEN_POWER_W = 100  # at this power a meter's counters move by at least 25 Wh a slot
-
-
-def _meter_frozen(prev: Readings, now: Readings) -> bool:
-    """Energy counters standing still while both readings show power flowing the same
-    way: the meter's registers are no longer live."""
-    if prev.meter is None or now.meter is None:
-        return False
-    before, after = prev.meter, now.meter
-    still = (after.import_wh, after.export_wh) == (before.import_wh, before.export_wh)
-    flowing = min(abs(before.power_w), abs(after.power_w)) >= FROZEN_POWER_W
-    return still and flowing and (before.power_w > 0) == (after.power_w > 0)
-
-
-def _self_consumption_w(readings: Readings) -> int:
-    """The power (+discharge) a self-consuming battery would run at now: what the
-    household draws from (+) or gives to (-) the grid without the battery."""
-    if readings.meter is None or readings.battery is None:
-        return 0
-    return readings.meter.power_w + readings.battery.power_w
-
-
-def _instantaneous(readings: Readings, slot_s: int) -> SlotEnergy | None:
-    """Load and PV power read now, as energy over one slot."""
-    if readings.meter is None:
-        return None
-    pv_w = readings.inverter.pv_power_w if readings.inverter else 0
-    battery_w = readings.battery.power_w if readings.battery else 0
-    load_w = max(0, readings.meter.power_w + pv_w + battery_w)
-    return SlotEnergy(0, load_w * slot_s // SECONDS_PER_HOUR, pv_w * slot_s // SECONDS_PER_HOUR)
