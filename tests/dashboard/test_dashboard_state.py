@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from broker.community import PowerLimits
 from broker.dashboard.panels import (
+    SHOWN_REJECTIONS,
     device_rows,
     feeder_lines,
     header_lines,
@@ -117,7 +118,8 @@ def test_rejections_keep_the_newest_and_count_every_one() -> None:
     assert lines[0] == f"rejections   {KEEP_REJECTIONS + 5} in all" and len(lines) == 9
     assert lines[1].endswith(f"reason {KEEP_REJECTIONS + 4}")
     mine = rejection_lines(state, ("h002",))
-    assert all(" h002 " in line for line in mine[1:]) and "16 recent of the filtered members" in mine[0]
+    assert len(mine) == 1 + SHOWN_REJECTIONS and all(" h002 " in line for line in mine[1:])
+    assert "16 recent of the filtered members" in mine[0]
 
 
 def test_the_filter_narrows_devices_book_curtailment_and_rejections() -> None:
