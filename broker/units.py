@@ -12,6 +12,7 @@ Money is rounded here and nowhere else: :func:`money_u`.
 from __future__ import annotations
 
 WH_PER_KWH = 1000
+U_PER_UNIT = 1_000_000  # micro-units in one unit of the currency
 SECONDS_PER_HOUR = 3600
 SECONDS_PER_DAY = 86_400
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from broker.community import Community, Tariff
-from broker.units import SECONDS_PER_HOUR, money_u
+from broker.units import SECONDS_PER_HOUR, U_PER_UNIT, money_u
 from simulators.optimum import OptHousehold, solve_optimum
 from simulators.physics import MWH_PER_WH, HouseholdSpec, initial_state, step, stored_wh
 from simulators.profiles import ProfileSet
@@ -67,7 +67,7 @@ class Comparison:
         return _ratio(*(self.valued_bill_u(k) for k in "acd"))
 
     def lines(self) -> list[str]:
-        money = 1_000_000
+        money = U_PER_UNIT
         out = [f"{'scenario':<40} {'bill':>10} {'grid import':>12} {'grid export':>12} {'stored':>9} "
                f"{'valued':>8}"]
         for key in SCENARIOS:

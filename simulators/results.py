@@ -18,6 +18,7 @@ import sqlite_utils
 
 from broker.community import Community
 from broker.messages import Clearing, decode
+from broker.units import U_PER_UNIT
 from simulators.device_farm import StepRecord
 from simulators.kpis import KPI_COLUMNS, community_kpis, household_kpis
 from simulators.physics import HouseholdSpec
@@ -73,7 +74,7 @@ class Summary:
     models_refused: int = 0  # releases an agent refused (docs/forecasting.md)
 
     def lines(self) -> list[str]:
-        money = 1_000_000
+        money = U_PER_UNIT
         rounds = ([f"forecast models   {self.models_switched} switch(es) to released models, "
                    f"{self.models_refused} refused"] if self.models_switched or self.models_refused else [])
         return [

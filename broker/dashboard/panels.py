@@ -12,11 +12,11 @@ import datetime as dt
 from collections.abc import Sequence
 
 from broker.dashboard.state import DashboardState, Depth, DeviceView
+from broker.units import U_PER_UNIT
 
 DEVICE_COLUMNS = ("device", "role", "state", "grid W", "PV W", "battery W", "SoC %", "award",
                   "curtail Wh", "bill", "rejected")
 SHOWN_REJECTIONS = 8
-MICRO = 1_000_000
 
 
 def parse_filter(text: str) -> tuple[str, ...]:
@@ -191,11 +191,11 @@ def _kw(power_w: int) -> str:
 
 
 def _price(price_u_per_kwh: int) -> str:
-    return f"{price_u_per_kwh / MICRO:.3f}/kWh"
+    return f"{price_u_per_kwh / U_PER_UNIT:.3f}/kWh"
 
 
 def _money(amount_u: int) -> str:
-    return f"{amount_u / MICRO:.4f}"
+    return f"{amount_u / U_PER_UNIT:.4f}"
 
 
 def _opt(value: int | None) -> str:

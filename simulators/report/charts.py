@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.community import Tariff
-from broker.units import SECONDS_PER_HOUR
+from broker.units import SECONDS_PER_HOUR, U_PER_UNIT
 
 Row = dict[str, Any]
 Chart = dict[str, Any]
-MONEY_U = 1_000_000
 LIMIT_SHOWN_UP_TO = 1.5  # draw a feeder limit when it lies within this factor of the flows
 
 
@@ -36,7 +35,7 @@ def kw(energy_wh: int, slot_s: int) -> float:
 
 
 def money(amount_u: int) -> float:
-    return round(amount_u / MONEY_U, 6)
+    return round(amount_u / U_PER_UNIT, 6)
 
 
 def slot_label(start_s: int) -> str:
