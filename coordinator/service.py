@@ -173,9 +173,7 @@ class Coordinator:
     def _answer(self, verdict: Verdict, kind: str, device: str, payload: bytes, now_s: int) -> Result:
         if not verdict.authentic:
             self.counts[f"{kind}_rejected"] += 1
-            self.rejections[kind, reason_label(verdict.reason)] += 1
-            log.info("%s %s refused: %s", kind, verdict.ref, verdict.reason,
-                     extra={"device": device, "slot": verdict.slot})
+            self._refused(kind, device, verdict)
             return self._result(device, verdict.ref, kind, False, verdict.reason, now_s)
         if not verdict.first_time:
             self.counts[f"{kind}_duplicate"] += 1
@@ -185,9 +183,7 @@ class Coordinator:
         outcome = "accepted" if verdict.accepted else "rejected"
         self.counts[f"{kind}_{outcome}"] += 1
         if not verdict.accepted:
-            self.rejections[kind, reason_label(verdict.reason)] += 1
-            log.info("%s %s rejected: %s", kind, verdict.ref, verdict.reason,
-                     extra={"device": device, "slot": verdict.slot})
+            self._refused(kind, device, verdict)
         # An accepted meter report is answered by its settlement, not a result: its
         # result is only stored, so it is not signed.
         published = kind != "report" or not verdict.accepted
@@ -196,6 +192,12 @@ class Coordinator:
         if verdict.first_time:
             self.store.record_verdict(verdict, kind, device, payload, result)
         return result
+
+    def _refused(self, kind: str, device: str, verdict: Verdict) -> None:
+        """Count a refusal under its reason's label (metrics) and log it."""
+        self.rejections[kind, reason_label(verdict.reason)] += 1
+        log.info("%s %s refused: %s", kind, verdict.ref, verdict.reason,
+                 extra={"device": device, "slot": verdict.slot})
 
     def _result(
         self, device: str, ref: str, kind: str, accepted: bool, reason: str, now_s: int,
@@ -224,8 +226,7 @@ class Coordinator:
                 return [Outgoing(topic, first)]
         self.counts[f"share_{'accepted' if verdict.accepted else 'rejected'}"] += 1
         if not verdict.accepted:
-            self.rejections["share", reason_label(verdict.reason)] += 1
-            log.info("share %s refused: %s", verdict.ref, verdict.reason)
+            self._refused("share", device, verdict)
         result = self._result(device, verdict.ref, "share", verdict.accepted, verdict.reason, now_s)
         if verdict.first_time:
             self.store.record_share(verdict, share, payload, result)
