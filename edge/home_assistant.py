@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 from broker.messages import Award, Settlement
 from broker.topics import HomeAssistantTopics, Topics
+from broker.units import U_PER_UNIT
 from edge.readings import Readings
 
 MANUFACTURER = "gridmesh"
-MICRO = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ def _template(sensor: Sensor) -> str:
     """Home Assistant's Jinja for the value: ``None`` (unknown) where the state has null."""
     value = f"value_json.{sensor.key}"
     if sensor.money:
-        return f"{{{{ none if {value} is none else {value} / {MICRO} }}}}"
+        return f"{{{{ none if {value} is none else {value} / {U_PER_UNIT} }}}}"
     return f"{{{{ {value} }}}}"
 
 
