@@ -16,9 +16,9 @@ values straight after a restart) and at the agent's own status topic for availab
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 
+from broker.codec import canonical_json
 from broker.messages import Award, Settlement
 from broker.topics import HomeAssistantTopics, Topics
 from broker.units import U_PER_UNIT
@@ -103,7 +103,7 @@ class HouseholdState:
         return dataclasses.replace(self, bill_slot=settlement.slot, bill_u=settlement.bill_u)
 
     def payload(self) -> bytes:
-        return _json(dataclasses.asdict(self))
+        return canonical_json(dataclasses.asdict(self))
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ class Discovery:
                 config["state_class"] = sensor.state_class
             if sensor.precision is not None:
                 config["suggested_display_precision"] = sensor.precision
-            out.append((self.topics.config(self.device, sensor.object_id), _json(config)))
+            out.append((self.topics.config(self.device, sensor.object_id), canonical_json(config)))
         return out
 
 
@@ -196,7 +196,3 @@ def _template(sensor: Sensor) -> str:
     if sensor.money:
         return f"{{{{ none if {value} is none else {value} / {U_PER_UNIT} }}}}"
     return f"{{{{ {value} }}}}"
-
-
-def _json(value: object) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()

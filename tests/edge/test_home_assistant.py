@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from broker.codec import canonical_json
 from broker.identity import Identity
 from broker.messages import Award, Settlement
 from edge.config import load_agent_config
@@ -25,7 +26,7 @@ def test_the_discovery_configs_are_the_golden_ones() -> None:
     configs = {topic: json.loads(payload) for topic, payload in discovery.configs()}
     assert configs == json.loads(GOLDEN.read_text())
     for topic, payload in discovery.configs():  # compact, sorted: the same bytes every time
-        assert payload == json.dumps(json.loads(payload), sort_keys=True, separators=(",", ":")).encode()
+        assert payload == canonical_json(json.loads(payload))
         assert topic.startswith("homeassistant/sensor/h001/") and topic.endswith("/config")
     unique = [c["unique_id"] for c in configs.values()]
     assert len(set(unique)) == len(unique) == 9
