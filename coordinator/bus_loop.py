@@ -99,7 +99,9 @@ class CoordinatorLoop:
                     if parsed is not None and parsed.kind in ("tick", "gate"):
                         self._answer(bus, waiting)
                         await self._on_tick(bus, received.payload)
-                        if self.finished.is_set():
+                        if self.finished.is_set():  # a clean end sends no last will: say it
+                            await bus.publish(status_topic, Status(name, "offline", WallClock().now_s()),
+                                              retain=True)
                             return
                     elif parsed is not None and parsed.name is not None and parsed.kind in SUBMISSIONS:
                         waiting.append((parsed.kind, parsed.name, received.payload))

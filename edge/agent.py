@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from broker.bus import SESSION_EXPIRY_S, BusConnection, BusError, Endpoint, Received, connect, keep_connected
 from broker.clock import Clock, WallClock
@@ -45,10 +45,10 @@ from broker.messages import (
 from broker.model_messages import ModelRelease
 from broker.topics import TopicError, Topics, parse_topic
 from edge.agent_core import AgentCore
+from edge.capabilities import HouseholdDevices
 from edge.delivery import Delivery
 from edge.home_assistant import Discovery, HouseholdFeed
 from edge.model_updates import ModelUpdates
-from edge.readings import Readings
 from edge.sd_notify import LoopHealth
 from gridmesh.logs import ContextLogger
 
@@ -57,22 +57,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gridmesh.edge")
 ACK_WAIT_S = 30.0
-
-
-class HouseholdDevices(Protocol):
-    """The household's devices as the agent sees them (see :mod:`edge.drivers`)."""
-
-    async def read(self, t_s: int) -> Readings: ...
-
-    async def set_battery_w(self, power_w: int) -> bool: ...
-
-    async def release_battery(self) -> bool: ...
-
-    async def set_pv_limit_pct(self, limit_pct: int) -> bool: ...
-
-    def stats(self) -> dict[str, int]: ...
-
-    async def close(self) -> None: ...
 
 
 class Agent:
@@ -172,6 +156,9 @@ class Agent:
                 reader = asyncio.create_task(self._read(bus))
                 finished = asyncio.create_task(self.finished.wait())
                 await asyncio.wait({reader, finished}, return_when=asyncio.FIRST_COMPLETED)
+                if finished.done():  # a clean end sends no last will: say it
+                    await bus.publish(status_topic, Status(self.device, "offline", self.wall.now_s()),
+                                      retain=True)
             finally:
                 self._bus = None
                 for task in (reader, finished):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from edge.readings import Readings
+
 
 @runtime_checkable
 class Meter(Protocol):
@@ -66,3 +68,19 @@ class BatteryControl(Protocol):
 @runtime_checkable
 class PowerLimiter(Protocol):
     async def set_pv_limit_pct(self, limit_pct: int) -> bool: ...  # % of rating; False: not written
+
+
+class HouseholdDevices(Protocol):
+    """The household's devices as the agent sees them (:class:`edge.drivers.ModbusHousehold`; :class:`edge.agent.Agent` drives them)."""
+
+    async def read(self, t_s: int) -> Readings: ...
+
+    async def set_battery_w(self, power_w: int) -> bool: ...
+
+    async def release_battery(self) -> bool: ...
+
+    async def set_pv_limit_pct(self, limit_pct: int) -> bool: ...
+
+    def stats(self) -> dict[str, int]: ...
+
+    async def close(self) -> None: ...

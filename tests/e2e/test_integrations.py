@@ -201,7 +201,8 @@ def test_agent_metrics_count_what_each_household_did(run: Run) -> None:
         assert value(scraped, "gridmesh_agent_modbus_errors_total", device=device) == 0
         assert value(scraped, "gridmesh_agent_connected", device=device) == 1
         assert value(scraped, "gridmesh_agent_island", device=device) == 0
-        assert value(scraped, "gridmesh_agent_outbox_messages", device=device) >= 0
+        # before the last tick one report waits for its settlement, which comes a slot later
+        assert value(scraped, "gridmesh_agent_outbox_messages", device=device) == 1
 
 
 def test_processes_write_json_log_lines_with_their_context(run: Run) -> None:
@@ -228,7 +229,7 @@ def test_home_assistant_finds_the_household_retained(run: Run) -> None:
         assert config["availability"][0]["topic"] == TOPICS.device("h002", "status")
         key = config["value_template"].split("value_json.")[1].split()[0]
         assert key in state
-    assert status["state"] in ("online", "offline")
+    assert status["state"] == "offline"  # the agent said so as it finished
     # The state carries the household's values and what the market did for it.
     for key in ("grid_power_w", "grid_import_wh", "pv_power_w", "battery_soc_pct", "bill_u"):
         assert isinstance(state[key], int), (key, state)
