@@ -43,8 +43,10 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(handler=run)
 
 
-def build_coordinator(config_path: Path) -> tuple[Coordinator, CoordinatorConfig, Endpoint]:
-    config = load_coordinator_config(config_path)
+def build_coordinator(config_path: Path, config: CoordinatorConfig | None = None,
+                      ) -> tuple[Coordinator, CoordinatorConfig, Endpoint]:
+    """The coordinator of ``config_path`` (its configuration, if already loaded, in ``config``)."""
+    config = config or load_coordinator_config(config_path)
     try:
         endpoint = dataclasses.replace(Endpoint.parse(config.section.broker), auth=config.credentials)
     except ValueError as exc:
@@ -72,8 +74,10 @@ def bundled_models() -> dict[str, bytes]:
 
 
 def run(args: argparse.Namespace) -> int:
-    coordinator, config, endpoint = build_coordinator(args.config)
-    configure_logging(args.log_level, args.log_format, community=coordinator.community.id)
+    config = load_coordinator_config(args.config)
+    # before the store and the ledger open, so what they log is in the chosen format too
+    configure_logging(args.log_level, args.log_format, community=config.community.id)
+    coordinator, config, endpoint = build_coordinator(args.config, config)
     address = metrics_address(config.section.metrics, args)
     metrics = server = None
     if address is not None:
