@@ -44,7 +44,7 @@ from edge.proofs import ProofKeeper
 from edge.readings import MeterReading, Readings
 from edge.storage_policy import MarketSignal, award_setpoint_w, market_signal, plan_storage
 
-log = logging.getLogger("gridmesh.edge")
+log = logging.getLogger("gridmesh.edge")  # records name their device (extra): agents share processes
 PLAN_SLOTS = HORIZON - 1  # the forecasters' reach from the slot after the one that starts
 PLANNERS = ("horizon", "slot")
 
@@ -106,7 +106,8 @@ class AgentCore:
             # against them, and plan as on stale data until the meter moves again.
             self.counts["meter_frozen"] += 1
             log.warning("%s: meter frozen (counters still while %d W flows); no report for slot %d",
-                        self.device, readings.meter.power_w if readings.meter else 0, slot - 1)
+                        self.device, readings.meter.power_w if readings.meter else 0, slot - 1,
+                        extra={"device": self.device, "slot": slot - 1})
             self._stuck_meter = readings.meter
             readings = dataclasses.replace(readings, meter=None)
             self._previous = readings
@@ -172,7 +173,8 @@ class AgentCore:
         limit = min(100, -(-allowed_wh * 100 // rated_wh))  # round up: never cut more than asked
         self.counts["curtailed_slots"] += limit < 100
         log.info("%s: slot %d curtailed to %d %% (%d Wh of its offer found no buyer under the "
-                 "feeder export limit)", self.device, slot, limit, cut_wh)
+                 "feeder export limit)", self.device, slot, limit, cut_wh,
+                 extra={"device": self.device, "slot": slot})
         return limit
 
     def _report_previous_slot(
@@ -185,7 +187,7 @@ class AgentCore:
         if import_wh < 0 or export_wh < 0:
             self.counts["counter_reset"] += 1
             log.warning("%s: meter counters went backwards; no report for slot %d",
-                        self.device, slot - 1)
+                        self.device, slot - 1, extra={"device": self.device, "slot": slot - 1})
             return None
         energy = slot_energy(slot - 1, prev, readings, import_wh - export_wh)
         if energy is not None:  # the forecasting history learns the slot's load and PV
@@ -274,7 +276,8 @@ class AgentCore:
         if self.verifier.verify(msg, self.community.coordinator_key):
             return True
         self.counts["bad_coordinator_signature"] += 1
-        log.warning("%s: dropped %s with a bad coordinator signature", self.device, msg.TYPE)
+        log.warning("%s: dropped %s with a bad coordinator signature", self.device, msg.TYPE,
+                    extra={"device": self.device})
         return False
 
     def on_result(self, result: Result) -> str | None:
@@ -287,7 +290,7 @@ class AgentCore:
             assert self.proofs is not None
             self.proofs.forget(result.ref)
             log.warning("%s: %s %s rejected: %s", self.device, result.kind, result.ref,
-                        result.reason)
+                        result.reason, extra={"device": self.device})
         return result.ref
 
     def on_award(self, award: Award) -> str | None:

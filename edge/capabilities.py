@@ -71,7 +71,8 @@ class PowerLimiter(Protocol):
 
 
 class HouseholdDevices(Protocol):
-    """The household's devices as the agent sees them (:class:`edge.drivers.ModbusHousehold`; :class:`edge.agent.Agent` drives them)."""
+    """The household's devices as :class:`edge.agent.Agent` drives them
+    (:class:`edge.drivers.ModbusHousehold` on Modbus)."""
 
     async def read(self, t_s: int) -> Readings: ...
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+
+import pytest
 
 from broker.community import Community, Member
 from broker.identity import Identity, Verifier
@@ -154,3 +157,15 @@ def test_an_award_asking_for_curtailment_caps_the_inverter_for_that_slot_only() 
     assert released.pv_limit_pct == 100  # no curtailment asked for this slot
     again = core.on_slot_start(SLOT + 3, readings((SLOT + 3) * 900, 1900, 50, 600, 0, 100))
     assert again.pv_limit_pct is None  # unchanged: nothing to write
+
+
+def test_what_the_core_logs_names_its_device_and_slot(caplog: pytest.LogCaptureFixture) -> None:
+    """Agents share processes: a JSON log line must say whose it is (gridmesh/logs.py)."""
+    core = agent()
+    with caplog.at_level(logging.INFO, logger="gridmesh.edge"):
+        core.on_slot_start(SLOT, readings(SLOT * 900, 1000, 0, 0, 0, 0))
+        core.on_slot_start(SLOT + 1, readings((SLOT + 1) * 900, 10, 0, 0, 0, 0))  # counters back
+        core.on_award(Award("h001", SLOT + 1, "x", "buy", "filled", 1, 1, 300_000, 1, "", 1))  # unsigned
+    [backwards, unsigned] = caplog.records
+    assert (backwards.device, backwards.slot) == ("h001", SLOT)  # type: ignore[attr-defined]
+    assert unsigned.device == "h001"  # type: ignore[attr-defined]
