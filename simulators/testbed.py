@@ -95,13 +95,14 @@ def _community_with_members(
     return community, identities
 
 
-def _write_configs(
+def write_configs(
     out: Path, community: Community, coordinator: Identity, identities: dict[str, Identity],
     households: tuple[HouseholdSpec, ...], farm: DeviceFarm, broker: Endpoint, last_slot: int,
     forecaster: str = "onnx", planner: str = "horizon",
     broker_auth: Callable[[str, Path], dict[str, str] | None] = lambda _principal, _folder: None,
     metrics_port: int | None = None,
 ) -> tuple[Path, list[Path]]:
+    """Write RUN/config (community, keys, the coordinator's and each agent's file); their paths."""
     config_dir = out / "config"
     keys = config_dir / "keys"
     (config_dir / "agents").mkdir(parents=True)
@@ -248,7 +249,7 @@ async def run_testbed(config: TestbedConfig, out: Path, control: RunControl | No
         await farm.start()
         endpoint = Endpoint(broker.host, broker.port)
         metrics = MetricsPorts.pick(tb.processes) if tb.metrics else None
-        coordinator_file, agent_files = _write_configs(
+        coordinator_file, agent_files = write_configs(
             out, community, coordinator_id, identities, households, farm, endpoint,
             first_slot + tb.slots - 1, tb.forecaster, tb.planner, run_broker.auth_section,
             metrics.coordinator if metrics else None,
@@ -269,7 +270,6 @@ async def run_testbed(config: TestbedConfig, out: Path, control: RunControl | No
             ["coordinator", "--config", str(coordinator_file)], log_path), log_path))
         external = _announce_external(out, endpoint, agent_files, tb.external_agents)
         groups = tb.processes
-        endpoints = {"coordinator": metrics.coordinator} if metrics else {}
         for index in range(groups):
             chunk = [path for path in agent_files[index::groups] if path not in external]
             if not chunk:
@@ -279,10 +279,8 @@ async def run_testbed(config: TestbedConfig, out: Path, control: RunControl | No
             processes.append((f"agents-{index + 1}", await supervisor.spawn(
                 ["agent", "--stats-dir", str(out / AGENT_STATS), *extra, "--config", *map(str, chunk)],
                 log_path), log_path))
-            if metrics:
-                endpoints[f"agents-{index + 1}"] = metrics.agents[index]
         if metrics:
-            announce_metrics(out, endpoints)
+            announce_metrics(out, {name: metrics.port_of(name) for name, _, _ in processes})
 
         topics = Topics(community.id)
         participants = [community.coordinator_id, *(h.id for h in households)]

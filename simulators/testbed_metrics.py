@@ -26,6 +26,10 @@ class MetricsPorts:
         first = free_port_block(1 + agent_processes, HOST)
         return cls(first, tuple(range(first + 1, first + 1 + agent_processes)))
 
+    def port_of(self, process: str) -> int:
+        """The port of ``coordinator`` or of agent process ``agents-N``."""
+        return self.coordinator if process == "coordinator" else self.agents[int(process.split("-")[1]) - 1]
+
     def agent_args(self, index: int) -> list[str]:
         """``gridmesh agent`` options for agent process ``index`` (from 0)."""
         return ["--metrics-port", str(self.agents[index]), "--metrics-host", HOST]

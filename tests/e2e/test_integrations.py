@@ -37,7 +37,7 @@ from simulators.clock_master import ClockMaster, tick_times
 from simulators.device_farm import DeviceFarm
 from simulators.fleet import make_households
 from simulators.profiles import ProfileSet
-from simulators.testbed import _write_configs
+from simulators.testbed import write_configs
 from tests.conftest import BROKER_KINDS, require_broker
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -100,7 +100,7 @@ async def mini_market(kind: str, folder: Path) -> Run:
     with start_broker(kind, workdir=folder / "broker") as broker:
         endpoint = Endpoint(broker.host, broker.port)
         async with DeviceFarm(households, ProfileSet.load_bundled(), times[0]) as farm:
-            coordinator_file, agent_files = _write_configs(folder, community, boss, identities, households,
+            coordinator_file, agent_files = write_configs(folder, community, boss, identities, households,
                                                            farm, endpoint, first + SLOTS - 1, "perfect")
             config = yaml.safe_load(coordinator_file.read_text())
             config["coordinator"]["metrics"] = {"port": ports["coordinator"]}
